@@ -1,0 +1,83 @@
+# callbox: `make run` starts the appliance, `make test` runs every test. Both set up what is
+# missing first: Debian packages (when root, or with passwordless sudo), a .venv, the project.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+IS_PI   := $(shell grep -qas "Raspberry Pi" /proc/device-tree/model && echo 1)
+
+# Build and run needs. On a Pi the camera, KMS and GLib bindings come from Raspberry Pi OS.
+APT_BASE := python3 python3-venv python3-dev build-essential pkg-config libasound2-dev \
+            libdbus-1-dev libgirepository1.0-dev libcairo2-dev dbus alsa-utils
+APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera
+# What the tests drive for real: a D-Bus daemon, headless Chromium, Janus, speech and sound
+# tools, systemd's analyzers, shellcheck, and the audio-processing libraries.
+APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig \
+            libwebrtc-audio-processing-dev procps
+VENV_FLAGS := $(if $(IS_PI),--system-site-packages,)
+
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "callbox needs these Debian packages; install them as root: $$missing" >&2; exit 1; fi; \
+	  echo "installing: $$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: run test bench soak lint typecheck pytest setup setup-test clean
+
+$(VENV)/.apt-base:
+	$(call apt_ensure,$(APT_BASE) $(if $(IS_PI),$(APT_PI)))
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.apt-test: $(VENV)/.apt-base
+	$(call apt_ensure,$(APT_TEST))
+	@touch $@
+
+$(BIN)/python: | $(VENV)/.apt-base
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+
+$(VENV)/.installed: pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q -e ".[hardware]"
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(BIN)/python $(VENV)/.apt-test
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $@
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
+
+run: setup
+	$(BIN)/callbox run $(if $(CONFIG),--config $(CONFIG))
+
+lint: setup-test
+	$(BIN)/ruff check appliance hal tests bench
+
+typecheck: setup-test
+	$(BIN)/mypy
+
+pytest: setup-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: setup-test
+	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup-test
+	$(BIN)/python -m bench
+
+soak: setup-test
+	$(BIN)/python -m bench.soak
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,216 @@
+"""Configuration: typed models shared by the TOML file, the CLI and the REST API.
+
+Layers, later wins: package defaults, the config file (``/etc/callbox/callbox.toml`` or
+``--config``), then REST overrides kept in the state directory (``overrides.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from appliance.storage import atomic_write_text
+from hal.config import HalConfig
+
+DEFAULT_CONFIG_FILE = Path("/etc/callbox/callbox.toml")
+OVERRIDES_FILE = "overrides.toml"
+
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    match = _HOSTPORT.match(value)
+    if not match or not 0 <= int(match["port"]) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return match["host"].strip("[]"), int(match["port"])
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+HostPort = Annotated[str, Field(pattern=_HOSTPORT.pattern)]
+
+
+class KitConfig(Section):
+    uid: str = Field("room-a", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    name: str = Field("Room A", min_length=1, max_length=64)
+
+
+class ServerConfig(Section):
+    embedded: bool = True
+    listen: HostPort = "127.0.0.1:8090"
+    url: str = Field("http://127.0.0.1:8090", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    admin_key: str | None = Field(None, min_length=16, max_length=256)
+    auth_token: str | None = Field(None, min_length=16, max_length=512)
+    ring_timeout: float = Field(45.0, gt=0, le=600)
+    token_ttl: int = Field(24 * 3600, ge=10, le=30 * 24 * 3600)
+    database: str | None = None  # SQLite file; default: <state>/server.db
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+
+class ApiConfig(Section):
+    listen: HostPort = "127.0.0.1:8080"
+    token: str | None = Field(None, min_length=16, max_length=256)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+
+class CallsConfig(Section):
+    auto_answer: bool = False
+    default_settings: dict[str, Any] = Field(default_factory=dict)  # builder names
+
+    @field_validator("default_settings")
+    @classmethod
+    def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from appliance.calls.settings import CallSettings
+
+        CallSettings.from_dict(value)  # raises ValueError naming the setting
+        return value
+
+
+class PathsConfig(Section):
+    state: str | None = None  # default: $STATE_DIRECTORY, else ~/.local/state/callbox
+    recordings: str | None = None  # default: <state>/recordings
+
+
+class Config(Section):
+    kit: KitConfig = KitConfig()
+    server: ServerConfig = ServerConfig()
+    api: ApiConfig = ApiConfig()
+    hal: HalConfig = HalConfig()
+    calls: CallsConfig = CallsConfig()
+    paths: PathsConfig = PathsConfig()
+
+    @property
+    def state_dir(self) -> Path:
+        if self.paths.state:
+            return Path(self.paths.state)
+        if systemd_state := os.environ.get("STATE_DIRECTORY"):
+            return Path(systemd_state.split(":")[0])
+        base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        return Path(base) / "callbox"
+
+    @property
+    def recordings_dir(self) -> Path:
+        if self.paths.recordings:
+            return Path(self.paths.recordings)
+        return self.state_dir / "recordings"
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.server.database) if self.server.database else self.state_dir / "server.db"
+
+
+class ConfigError(ValueError):
+    """A config file or change that does not validate; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str, source: str = "") -> None:
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _first_error(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    return field, first["msg"]
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``patch`` into a copy of ``base`` (tables merge, values replace)."""
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate(data: dict[str, Any], source: str = "") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        field, message = _first_error(err)
+        raise ConfigError(field, message, source) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("file", f"not valid TOML: {err}", str(path)) from None
+
+
+def load(path: Path | None = None) -> tuple[Config, dict[str, Any]]:
+    """The effective config and the file layer it came from (without overrides)."""
+    file_path = path or DEFAULT_CONFIG_FILE
+    if path is not None and not path.exists():
+        raise ConfigError("file", "no such file", str(path))
+    file_data = read_toml(file_path)
+    config = validate(file_data, str(file_path))
+    overrides = read_toml(config.state_dir / OVERRIDES_FILE)
+    if overrides:
+        config = validate(merge(file_data, overrides), str(config.state_dir / OVERRIDES_FILE))
+    return config, file_data
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Serialise plain config data (tables of str/int/float/bool/lists) as TOML."""
+    lines: list[str] = []
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        if isinstance(value, list):
+            return "[" + ", ".join(scalar(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{_key(k)} = {scalar(v)}" for k, v in value.items()) + "}"
+        raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+    def table(prefix: str, data: dict[str, Any]) -> None:
+        plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        nested = {k: v for k, v in data.items() if k not in plain}
+        if plain and prefix:
+            lines.append(f"[{prefix}]")
+        for key, value in plain.items():
+            if value is not None:
+                lines.append(f"{_key(key)} = {scalar(value)}")
+        if plain and prefix:
+            lines.append("")
+        for key, value in nested.items():
+            table(f"{prefix}.{_key(key)}" if prefix else _key(key), value)
+
+    table("", data)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
+
+
+def save_overrides(state_dir: Path, overrides: dict[str, Any]) -> None:
+    atomic_write_text(state_dir / OVERRIDES_FILE, to_toml(overrides))

@@ -1,0 +1,1 @@
+"""The WebSocket protocol between kits (or browsers) and the session server."""

@@ -1,0 +1,1 @@
+"""Hardware abstraction: one package per device kind, each a Protocol, a real driver, a fake."""

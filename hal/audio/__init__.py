@@ -1,0 +1,19 @@
+from hal.audio.base import (
+    CHANNELS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    AudioError,
+    AudioOutput,
+    Microphone,
+    Route,
+)
+
+__all__ = [
+    "CHANNELS",
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "AudioError",
+    "AudioOutput",
+    "Microphone",
+    "Route",
+]

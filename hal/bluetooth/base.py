@@ -1,0 +1,39 @@
+"""Paired Bluetooth audio devices (headsets, speakers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from hal.errors import HardwareError
+
+
+class BluetoothError(HardwareError):
+    pass
+
+
+@dataclass(frozen=True)
+class BluetoothDevice:
+    address: str  # "AA:BB:CC:DD:EE:FF"
+    name: str
+    paired: bool
+    connected: bool
+    audio: bool  # offers A2DP sink or HFP/HSP
+
+
+@runtime_checkable
+class Bluetooth(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def devices(self) -> list[BluetoothDevice]: ...
+
+    async def connect(self, address: str) -> None: ...
+
+    async def disconnect(self, address: str) -> None: ...
+
+    def on_change(self, callback: Callable[[BluetoothDevice], None]) -> Callable[[], None]:
+        """Call ``callback(device)`` on the event loop whenever a device's state changes;
+        returns an unsubscribe function."""

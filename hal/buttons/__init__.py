@@ -1,0 +1,3 @@
+from hal.buttons.base import ButtonName, Buttons, Press
+
+__all__ = ["ButtonName", "Buttons", "Press"]

@@ -1,0 +1,3 @@
+from hal.camera.base import Camera, CameraError, CameraInfo, VideoFormat
+
+__all__ = ["Camera", "CameraError", "CameraInfo", "VideoFormat"]

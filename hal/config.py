@@ -1,0 +1,72 @@
+"""Which driver each device uses, and its settings. Part of callbox's config ([hal])."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Backend = Literal["auto", "real", "fake", "disabled"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DeviceConfig(Section):
+    backend: Backend | None = None  # None: follow [hal] backend
+
+
+class CameraConfig(DeviceConfig):
+    width: int = Field(640, ge=160, le=1920)
+    height: int = Field(480, ge=120, le=1080)
+    fps: int = Field(30, ge=1, le=60)
+    keyframe_interval: int = Field(60, ge=1, le=600)  # frames, for hardware H.264
+    devices: list[str] = Field(default_factory=list)  # empty: every camera found
+    # The fake camera's background colour ("#rrggbb"); default: derived from the kit's uid.
+    fake_colour: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class AudioConfig(DeviceConfig):
+    capture: str = "default"  # ALSA PCM names
+    speaker: str = "default"
+    earpiece: str | None = None
+    headphones: str | None = None
+    bluetooth: str = "bluealsa"
+    # The fake microphone's tone; default: derived from the kit's uid (300-1250 Hz).
+    fake_tone_hz: float | None = Field(None, ge=100, le=4000)
+
+
+class ButtonsConfig(DeviceConfig):
+    mute: int = Field(17, ge=0, le=53)  # BCM pin numbers
+    pause: int = Field(27, ge=0, le=53)
+    end: int = Field(22, ge=0, le=53)
+    led_muted: int | None = Field(23, ge=0, le=53)
+    led_in_call: int | None = Field(24, ge=0, le=53)
+    led_ringing: int | None = Field(25, ge=0, le=53)
+    bounce_ms: int = Field(30, ge=0, le=1000)
+    long_press_s: float = Field(1.5, gt=0, le=10)
+
+
+class DisplayConfig(DeviceConfig):
+    width: int = Field(1920, ge=320, le=3840)
+    height: int = Field(1080, ge=240, le=2160)
+    fps: int = Field(30, ge=1, le=60)
+    framebuffer: str = "/dev/fb0"
+
+
+class BluetoothConfig(DeviceConfig):
+    pass
+
+
+class HalConfig(Section):
+    backend: Backend = "auto"
+    camera: CameraConfig = CameraConfig()
+    audio: AudioConfig = AudioConfig()
+    bluetooth: BluetoothConfig = BluetoothConfig()
+    buttons: ButtonsConfig = ButtonsConfig()
+    display: DisplayConfig = DisplayConfig()
+
+    def backend_for(self, device: str) -> Backend:
+        section: DeviceConfig = getattr(self, device)
+        return section.backend or self.backend

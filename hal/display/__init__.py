@@ -1,0 +1,3 @@
+from hal.display.base import Display, DisplayError
+
+__all__ = ["Display", "DisplayError"]
