@@ -50,6 +50,12 @@ class ServerConfig(Section):
     auth_token: str | None = Field(None, min_length=16, max_length=512)
     ring_timeout: float = Field(45.0, gt=0, le=600)
     token_ttl: int = Field(24 * 3600, ge=10, le=30 * 24 * 3600)
+    # A participant whose connection drops keeps its place this long, so a kit that
+    # reconnects at once carries on without the others noticing.
+    reconnect_grace: float = Field(5.0, ge=0, le=120)
+    # An accepted call whose session nobody joins within this long is ended, so its
+    # parties are not left busy forever.
+    join_timeout: float = Field(60.0, gt=0, le=3600)
     database: str | None = None  # SQLite file; default: <state>/server.db
 
     @field_validator("listen")
