@@ -1,0 +1,167 @@
+"""The session server's HTTP side: users, call tokens, the call log, health.
+
+Every error is ``{"error": {"code": ..., "message": ...}}`` with a 4xx status; request
+bodies are validated with pydantic and a refusal names the field.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from appliance import __version__
+from appliance.server.errors import ServerError
+from appliance.server.store import User
+from appliance.signaling.messages import SessionId, Uid
+
+if TYPE_CHECKING:
+    from appliance.server.app import SessionServer
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_CALLS_LIMIT = 50
+MAX_CALLS_LIMIT = 500
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uid: Uid
+    name: str = Field(min_length=1, max_length=64)
+    avatar: str | None = Field(default=None, max_length=2048)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+
+
+def error_response(code: str, message: str, status: int) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ServerError as err:
+        return web.json_response(err.to_json(), status=err.status)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = err.reason.lower().replace(" ", "-")  # "Not Found" -> "not-found"
+        return error_response(code, err.reason, err.status)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response("internal", "internal error", 500)
+
+
+class HttpApi:
+    def __init__(self, server: SessionServer) -> None:
+        self._server = server
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/health", self.health),
+            web.post("/v1/users", self.add_user),
+            web.get("/v1/users", self.users),
+            web.post("/v1/tokens", self.create_token),
+            web.get("/v1/calls", self.calls),
+        ]
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "version": __version__})
+
+    async def add_user(self, request: web.Request) -> web.Response:
+        given = _bearer(request)
+        if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
+            raise ServerError("forbidden", "creating users needs the admin key", status=403)
+        body = await _body(request, NewUser)
+        token = await self._server.create_user(body.uid, body.name, body.avatar)
+        return web.json_response(
+            {"uid": body.uid, "name": body.name, "auth_token": token}, status=201
+        )
+
+    async def users(self, request: web.Request) -> web.Response:
+        await self._user(request)
+        connections = self._server.connections
+        users = [
+            {"uid": u.uid, "name": u.name, "avatar": u.avatar, "online": connections.online(u.uid)}
+            for u in await self._server.store.users()
+        ]
+        return web.json_response({"users": users})
+
+    async def create_token(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = await _body(request, TokenRequest)
+        issued = self._server.tokens.issue(user.uid, body.session_id)
+        return web.json_response(
+            {
+                "token": issued.token,
+                "session_id": issued.session_id,
+                "uid": issued.uid,
+                "expires_at": issued.expires_at,
+            }
+        )
+
+    async def calls(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        limit = _limit(request.query.get("limit"))
+        calls = await self._server.store.calls_of(user.uid, limit)
+        return web.json_response({"calls": [call.model_dump(mode="json") for call in calls]})
+
+    async def _user(self, request: web.Request) -> User:
+        user = await self._server.store.user_by_token(_bearer(request))
+        if user is None:
+            raise ServerError("unauthorized", "unknown auth token", status=401)
+        return user
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise ServerError("unauthorized", "send Authorization: Bearer <token>", status=401)
+    return credentials.strip()
+
+
+async def _body(request: web.Request, model: type[Body]) -> Body:
+    raw = await request.read()
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ServerError("bad-request", "body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ServerError("bad-request", "body: expected a JSON object", status=422)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ServerError("bad-request", _describe(err), status=422) from None
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for error in err.errors()[:3]:
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_CALLS_LIMIT
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CALLS_LIMIT:
+        raise ServerError(
+            "bad-request", f"limit: expected a whole number from 1 to {MAX_CALLS_LIMIT}", status=422
+        )
+    return int(value)

@@ -1,0 +1,155 @@
+"""SessionServer: users, call tokens, signaling, ringing and the call log in one aiohttp app.
+
+The daemon embeds it (``server.embedded``), ``callbox server`` runs it alone, and tests run
+several in one process: all of its state lives on the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from appliance.config import ServerConfig, split_hostport
+from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
+from appliance.server.connection import ConnectionRegistry
+from appliance.server.errors import ServerError, UnknownUser
+from appliance.server.ringing import Ringing
+from appliance.server.rooms import Rooms
+from appliance.server.store import Store, User
+from appliance.server.tokens import CallTokens, new_secret
+from appliance.server.websocket import SignalingEndpoint
+from appliance.storage import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+ADMIN_KEY_FILE = "admin.key"
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class SessionServer:
+    def __init__(self, config: ServerConfig, database: Path | str) -> None:
+        self.config = config
+        self.store = Store(database)
+        self.tokens = CallTokens(config.token_ttl)
+        self.connections = ConnectionRegistry()
+        self.rooms = Rooms(
+            self.tokens, grace=config.reconnect_grace, on_session_over=self._session_over
+        )
+        self.ringing = Ringing(
+            store=self.store,
+            connections=self.connections,
+            rooms=self.rooms,
+            ring_timeout=config.ring_timeout,
+            join_timeout=config.join_timeout,
+        )
+        self._signaling = SignalingEndpoint(
+            store=self.store, connections=self.connections, rooms=self.rooms, ringing=self.ringing
+        )
+        self.app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+        self.app.add_routes([*HttpApi(self).routes(), web.get("/v1/ws", self._signaling.handle)])
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._admin_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the session server is not running")
+        return self._url
+
+    @property
+    def admin_key(self) -> str:
+        if self._admin_key is None:
+            raise RuntimeError("the session server has not started")
+        return self._admin_key
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        await self.store.open()
+        try:
+            self.tokens.use_secret(await self.store.meta("jwt_secret", new_secret))
+            self._admin_key = self.config.admin_key or await self._generated_admin_key()
+            self.tokens.load_session_ends(await self.store.session_ends_since(self.tokens.horizon))
+            if closed := await self.store.close_interrupted_calls(time.time()):
+                log.info("closed %d calls interrupted by the last shutdown", closed)
+            runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+            await runner.setup()
+            host, port = split_hostport(self.config.listen)
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except BaseException:
+                await runner.cleanup()
+                raise
+        except BaseException:
+            await self.store.close()
+            raise
+        self._runner = runner
+        bound_port = runner.addresses[0][1]
+        self._url = f"http://{_reachable_host(host)}:{bound_port}"
+        log.info("session server listening on %s", self._url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await self._signaling.close_all()
+        await runner.cleanup()
+        self.ringing.close()
+        self.rooms.close()
+        await self.store.close()
+        self._url = None
+        log.info("session server stopped")
+
+    async def create_user(self, uid: str, name: str, avatar: str | None = None) -> str:
+        """Creates a user and returns its auth token (only its hash is kept)."""
+        try:
+            user = NewUser(uid=uid, name=name, avatar=avatar)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ServerError("bad-request", f"{field}: {first['msg']}", status=422) from None
+        token = secrets.token_urlsafe(32)
+        await self.store.add_user(User(user.uid, user.name, user.avatar), token)
+        return token
+
+    async def rotate_auth_token(self, uid: str) -> str:
+        """A new auth token for ``uid``; the old one stops working."""
+        token = secrets.token_urlsafe(32)
+        if not await self.store.set_auth_token(uid, token):
+            raise UnknownUser(uid)
+        return token
+
+    def _session_over(self, session_id: str, ended_at: float) -> None:
+        self.tokens.session_ended(session_id, ended_at)
+        self.store.record_session_end(session_id, ended_at)
+        self.ringing.session_over(session_id, ended_at)
+
+    async def _generated_admin_key(self) -> str:
+        """Generated once and kept in the database; also written to ``admin.key`` beside it
+        (mode 0600) so ``callbox users add`` on this machine can use it."""
+        key = await self.store.meta("admin_key", lambda: secrets.token_urlsafe(32))
+        if (database := self.store.path) is not None:
+            await asyncio.to_thread(_write_admin_key, database.parent / ADMIN_KEY_FILE, key)
+        return key
+
+
+def _write_admin_key(path: Path, key: str) -> None:
+    try:
+        if path.read_text().strip() == key:
+            return
+    except FileNotFoundError:
+        pass
+    atomic_write_text(path, key + "\n", mode=0o600)
+
+
+def _reachable_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"  # bound to every interface: loopback is one of them
+    return f"[{host}]" if ":" in host else host

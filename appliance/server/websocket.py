@@ -1,0 +1,185 @@
+"""``GET /v1/ws``: greeting, reading frames, and answering each request.
+
+Frames larger than ``MAX_MESSAGE_BYTES`` never reach the parser: aiohttp closes such a
+connection with 1009 (message too big). Everything else a client can send gets an answer
+on the same connection, which stays open; no input can disturb another connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from appliance.server.connection import Connection, ConnectionRegistry
+from appliance.server.errors import BadMessage, ServerError, UnknownUser
+from appliance.server.ringing import Ringing
+from appliance.server.rooms import Rooms
+from appliance.server.store import Store, User
+from appliance.server.wire import MalformedFrame, parse_frame
+from appliance.signaling.messages import (
+    MAX_MESSAGE_BYTES,
+    Ack,
+    CallAction,
+    CallEventMessage,
+    CallInitiate,
+    CallReply,
+    ClientMessage,
+    Error,
+    Hello,
+    Join,
+    Leave,
+    Ping,
+    Pong,
+    Reply,
+    SignalOut,
+    SwitchToVideo,
+    UpdateState,
+    Welcome,
+    dump,
+)
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0  # a socket that never says hello is closed
+HEARTBEAT = 15.0  # WebSocket pings; a kit that lost power is noticed within ~2 of these
+CLOSE_TIMEOUT = 3.0  # how long closing waits for the client's close frame
+
+
+class SignalingEndpoint:
+    def __init__(
+        self, *, store: Store, connections: ConnectionRegistry, rooms: Rooms, ringing: Ringing
+    ) -> None:
+        self._store = store
+        self._connections = connections
+        self._rooms = rooms
+        self._ringing = ringing
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    async def close_all(self) -> None:
+        sockets = list(self._sockets)
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping") for ws in sockets),
+            return_exceptions=True,
+        )
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT, timeout=CLOSE_TIMEOUT
+        )
+        if not ws.can_prepare(request).ok:
+            raise ServerError("bad-request", "expected a WebSocket upgrade")
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            greeting = await self._greet(ws)
+            if greeting is not None:
+                user, hello_id = greeting
+                await self._serve(ws, user, hello_id)
+        finally:
+            self._sockets.discard(ws)
+            await ws.close()
+        return ws
+
+    async def _greet(self, ws: web.WebSocketResponse) -> tuple[User, int | None] | None:
+        try:
+            frame = await ws.receive(timeout=HELLO_TIMEOUT)
+        except TimeoutError:
+            await _refuse(ws, None, "no hello received in time")
+            return None
+        if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        if frame.type != WSMsgType.TEXT:
+            await _refuse(ws, None, "the first message must be a hello text frame")
+            return None
+        try:
+            hello = parse_frame(frame.data)
+        except MalformedFrame as err:
+            await _refuse(ws, err.request_id, f"the first message must be hello ({err.message})")
+            return None
+        if not isinstance(hello, Hello):
+            await _refuse(ws, hello.id, "the first message must be hello")
+            return None
+        user = await self._store.user_by_token(hello.auth_token)
+        if user is None:
+            await _refuse(ws, hello.id, "unknown auth token")
+            return None
+        return user, hello.id
+
+    async def _serve(self, ws: web.WebSocketResponse, user: User, hello_id: int | None) -> None:
+        connection = self._connections.add(ws, user)
+        connection.start()
+        try:
+            connection.send(Welcome(id=hello_id, uid=user.uid, name=user.name))
+            for call in self._ringing.ringing_for(user.uid):
+                connection.send(CallEventMessage(type="call-incoming", call=call))
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    await self._answer(connection, frame.data)
+                elif frame.type == WSMsgType.BINARY:
+                    connection.send(_bad("body: binary frames are not accepted; send JSON text"))
+                else:  # ERROR: aiohttp has closed the socket (e.g. 1009, too big)
+                    break
+        finally:
+            self._connections.remove(connection)
+            self._rooms.connection_lost(connection)
+            await connection.stop()
+
+    async def _answer(self, connection: Connection, text: str) -> None:
+        try:
+            request = parse_frame(text)
+        except MalformedFrame as err:
+            connection.send(Error(id=err.request_id, code=err.code, message=err.message))
+            return
+        try:
+            reply = await self._dispatch(connection, request)
+        except ServerError as err:
+            connection.send(Error(id=request.id, code=err.code, message=err.message))
+            return
+        except Exception:
+            log.exception("request %s from %r failed", request.type, connection)
+            connection.send(Error(id=request.id, code="internal", message="internal error"))
+            return
+        if request.id is not None:  # without an id, success is silent
+            connection.send((reply or Ack()).model_copy(update={"id": request.id}))
+
+    async def _dispatch(self, connection: Connection, request: ClientMessage) -> Reply | None:
+        match request:
+            case Join():
+                return self._rooms.join(connection, request)
+            case Leave():
+                self._rooms.leave(connection)
+            case SignalOut():
+                self._rooms.relay(connection, request)
+            case UpdateState():
+                self._rooms.update_state(connection, request.state)
+            case SwitchToVideo():
+                self._rooms.switch_to_video(connection)
+            case CallInitiate():
+                if request.receiver == connection.uid:
+                    raise BadMessage("receiver: you cannot call yourself")
+                receiver = await self._store.user(request.receiver)
+                if receiver is None:
+                    raise UnknownUser(request.receiver)
+                call = self._ringing.initiate(connection.user, receiver, request.call_type)
+                return CallReply(call=call)
+            case CallAction():
+                call = await self._ringing.act(connection, request.type, request.session_id)
+                return CallReply(call=call)
+            case Ping():
+                return Pong()
+            case Hello():
+                raise BadMessage("type: hello is only valid as the first message")
+        return None
+
+
+def _bad(message: str) -> Error:
+    return Error(code="bad-message", message=message)
+
+
+async def _refuse(ws: web.WebSocketResponse, request_id: int | None, message: str) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):  # already gone: nothing to tell
+        await ws.send_str(dump(Error(id=request_id, code="unauthorized", message=message)))
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
