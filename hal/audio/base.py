@@ -7,6 +7,7 @@ int16 arrays. Routes are named as the call API names audio modes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -65,3 +66,12 @@ class AudioOutput(Protocol):
         """Queue PCM for playback; returns once it is buffered (never blocks the loop)."""
 
     async def close(self) -> None: ...
+
+
+@dataclass
+class AudioDevices:
+    """What an audio backend's ``create`` returns: the capture device and one output per
+    route the kit has."""
+
+    microphone: Microphone | None
+    outputs: dict[Route, AudioOutput] = field(default_factory=dict)
