@@ -24,7 +24,9 @@ class BluetoothDevice:
 
 @runtime_checkable
 class Bluetooth(Protocol):
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Power the adapter and start watching; every known device is then reported once
+        through ``on_change``, so subscribers learn what is already connected."""
 
     async def stop(self) -> None: ...
 
