@@ -1,0 +1,72 @@
+"""Buttons on gpiozero's mock pins: the real GPIO code path, driven by tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from hal.buttons.base import ButtonName, LedName, LedState
+from hal.buttons.gpio import GpioButtons
+from hal.config import ButtonsConfig, HalConfig
+from hal.kit import KitIdentity
+
+FAKE_BLINK_PERIOD_S = 0.2  # quicker than real LEDs, so tests see a blink in a fraction of a second
+
+
+class FakeButtons(GpioButtons):
+    """``GpioButtons`` on a private ``MockFactory``. ``press(name)`` is a short press,
+    ``await long_press(name)`` holds past ``long_press_s``; ``down``/``up`` drive a pin by
+    hand. ``observed_led`` reads an LED back from its mock pin, blinking included."""
+
+    def __init__(
+        self, config: ButtonsConfig, *, blink_period_s: float = FAKE_BLINK_PERIOD_S
+    ) -> None:
+        # pin_class given explicitly: MockFactory otherwise reads it from the environment.
+        self.pin_factory = MockFactory(pin_class=MockPin)
+        super().__init__(config, self.pin_factory, blink_period_s=blink_period_s)
+        self._blink_period = blink_period_s
+
+    def button_pin(self, name: ButtonName | str) -> MockPin:
+        return self.pin_factory.pin(getattr(self.config, ButtonName(name).value))
+
+    def led_pin(self, led: LedName | str) -> MockPin | None:
+        pin = getattr(self.config, f"led_{LedName(led).value}")
+        return None if pin is None else self.pin_factory.pin(pin)
+
+    def down(self, name: ButtonName | str) -> None:
+        self.button_pin(name).drive_low()  # buttons pull the pin to ground
+
+    def up(self, name: ButtonName | str) -> None:
+        self.button_pin(name).drive_high()
+
+    def press(self, name: ButtonName | str) -> None:
+        self.down(name)
+        self.up(name)
+
+    async def long_press(self, name: ButtonName | str) -> None:
+        self.down(name)
+        try:
+            await asyncio.sleep(self.config.long_press_s + 0.1)
+        finally:
+            self.up(name)
+
+    def led_lit(self, led: LedName | str) -> bool:
+        """Whether the LED's pin is high right now."""
+        pin = self.led_pin(led)
+        return pin is not None and bool(pin.state)
+
+    async def observed_led(self, led: LedName | str) -> LedState:
+        """What someone watching the LED for a little over one blink period would say."""
+        pin = self.led_pin(led)
+        if pin is None:
+            return LedState.OFF
+        changes_before = len(pin.states)
+        await asyncio.sleep(self._blink_period * 1.25)
+        if len(pin.states) - changes_before >= 2:
+            return LedState.BLINK
+        return LedState.ON if pin.state else LedState.OFF
+
+
+def create(config: HalConfig, kit: KitIdentity) -> FakeButtons:
+    return FakeButtons(config.buttons)
