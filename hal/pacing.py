@@ -34,7 +34,7 @@ class Pacer:
         deadline = self._start + self._next_slot * self.period
         now = loop.time()
         if now < deadline:
-            await asyncio.sleep(deadline - now)
+            await sleep_until(deadline)
         else:
             current = int((now - self._start) / self.period)
             if current - self._next_slot > self.max_lag:
@@ -43,3 +43,20 @@ class Pacer:
         slot = self._next_slot
         self._next_slot += 1
         return slot
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until the loop's clock reaches ``deadline``: scheduled at the deadline itself,
+    not at "now + delay", so the time spent getting here is not added on top."""
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+    handle = loop.call_at(deadline, _wake, woken)
+    try:
+        await woken
+    finally:
+        handle.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

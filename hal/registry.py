@@ -1,9 +1,16 @@
 """Builds a kit's hardware from config: per device kind a real driver, a fake, or nothing.
 
 Every backend module (``hal.<kind>.real`` / ``hal.<kind>.fake``) exposes
-``create(config: HalConfig, kit: KitIdentity)``. Modules are imported only when chosen, so a
-fake never pulls in a hardware library, and a real driver that cannot load is a clear
-start-up error naming the device rather than a silent fallback to a fake.
+``create(config: HalConfig, kit: KitIdentity)``, returning per kind:
+
+- camera: ``list[Camera]`` (every camera found, limited to ``camera.devices``)
+- audio: ``AudioDevices`` (microphone and one output per route; the BLUETOOTH output must
+  also have ``set_present(bool)``, as its presence comes from the Bluetooth manager)
+- bluetooth: ``Bluetooth``; buttons: ``Buttons``; display: ``Display``
+
+Modules are imported only when chosen, so a fake never pulls in a hardware library, and a
+real driver that cannot load is a clear start-up error naming the device rather than a silent
+fallback to a fake. ``create`` may raise HardwareError itself when its device is missing.
 """
 
 from __future__ import annotations
@@ -110,7 +117,7 @@ def _build(hardware: Hardware, config: HalConfig, kit: KitIdentity, is_pi: bool)
             continue
         if backend == "fake":
             reason = "not on a Raspberry Pi" if config.backend_for(kind) == "auto" else "config"
-            log.warning("%s: FAKE device (%s)", kind, reason)
+            log.info("%s: fake device (%s)", kind, reason)
         device = _create(kind, backend, config, kit)
         if kind == "camera":
             hardware.cameras = list(cast("list[Camera]", device))

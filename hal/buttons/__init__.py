@@ -1,3 +1,3 @@
-from hal.buttons.base import ButtonName, Buttons, Press
+from hal.buttons.base import ButtonName, Buttons, LedName, LedState, Press
 
-__all__ = ["ButtonName", "Buttons", "Press"]
+__all__ = ["ButtonName", "Buttons", "LedName", "LedState", "Press"]
