@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
@@ -14,6 +15,25 @@ from hal.kit import KitIdentity
 FAKE_BLINK_PERIOD_S = 0.2  # quicker than real LEDs, so tests see a blink in a fraction of a second
 
 
+class FakePin(MockPin):  # type: ignore[misc]
+    """A mock pin that counts its changes and keeps only the recent ones: MockPin's history
+    grows by one entry per change, and a blinking LED in a long-running fake changes forever."""
+
+    HISTORY = 1000
+
+    def __init__(self, factory: Any, info: Any) -> None:
+        self.changes = 0
+        super().__init__(factory, info)
+
+    def _change_state(self, value: bool) -> bool:
+        changed = bool(super()._change_state(value))
+        if changed:
+            self.changes += 1
+            if len(self.states) > self.HISTORY:
+                del self.states[: -self.HISTORY]
+        return changed
+
+
 class FakeButtons(GpioButtons):
     """``GpioButtons`` on a private ``MockFactory``. ``press(name)`` is a short press,
     ``await long_press(name)`` holds past ``long_press_s``; ``down``/``up`` drive a pin by
@@ -23,16 +43,22 @@ class FakeButtons(GpioButtons):
         self, config: ButtonsConfig, *, blink_period_s: float = FAKE_BLINK_PERIOD_S
     ) -> None:
         # pin_class given explicitly: MockFactory otherwise reads it from the environment.
-        self.pin_factory = MockFactory(pin_class=MockPin)
+        self.pin_factory = MockFactory(pin_class=FakePin)
         super().__init__(config, self.pin_factory, blink_period_s=blink_period_s)
         self._blink_period = blink_period_s
 
-    def button_pin(self, name: ButtonName | str) -> MockPin:
-        return self.pin_factory.pin(getattr(self.config, ButtonName(name).value))
+    def _pin(self, number: int) -> FakePin:
+        pin = self.pin_factory.pin(number)  # the very pin object the device uses
+        assert isinstance(pin, FakePin)
+        return pin
 
-    def led_pin(self, led: LedName | str) -> MockPin | None:
-        pin = getattr(self.config, f"led_{LedName(led).value}")
-        return None if pin is None else self.pin_factory.pin(pin)
+    def button_pin(self, name: ButtonName | str) -> FakePin:
+        number: int = getattr(self.config, ButtonName(name).value)
+        return self._pin(number)
+
+    def led_pin(self, led: LedName | str) -> FakePin | None:
+        number: int | None = getattr(self.config, f"led_{LedName(led).value}")
+        return None if number is None else self._pin(number)
 
     def down(self, name: ButtonName | str) -> None:
         self.button_pin(name).drive_low()  # buttons pull the pin to ground
@@ -61,9 +87,9 @@ class FakeButtons(GpioButtons):
         pin = self.led_pin(led)
         if pin is None:
             return LedState.OFF
-        changes_before = len(pin.states)
+        changes_before = pin.changes
         await asyncio.sleep(self._blink_period * 1.25)
-        if len(pin.states) - changes_before >= 2:
+        if pin.changes - changes_before >= 2:
             return LedState.BLINK
         return LedState.ON if pin.state else LedState.OFF
 

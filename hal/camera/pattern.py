@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from functools import cache
 
 import av
 import numpy as np
@@ -241,7 +240,8 @@ class TestPattern:
         self._label_at = (pad, pad)
         self._counter_at = (pad + label_patch.y.shape[0], pad)
         self._digit_step = self._digits[0].y.shape[1]
-        self._bar_top = min(self._counter_at[0] + self._digits[0].y.shape[0] + pad, height // 2)
+        text_bottom = self._counter_at[0] + self._digits[0].y.shape[0] + pad
+        self._bar_top = min(text_bottom, _even(height / 2))
         self._band_top = band_top(height)
         self._bar_width = _even(width / 16)
         self._bar_y = _BLACK_Y if bg_y > 128 else _WHITE_Y
@@ -327,13 +327,12 @@ def _yuv_planes(frame: av.VideoFrame) -> tuple[Plane, Plane, Plane]:
     return y, u, v
 
 
-@cache
-def _sample_boxes(width: int, height: int) -> tuple[tuple[slice, slice], ...]:
+def _sample_boxes(width: int, height: int) -> list[tuple[slice, slice]]:
     """The central half of every cell, from fractions of the received frame's own size."""
     top = height * (1 - BAND_FRACTION)
     cell_h = height * BAND_FRACTION / BARCODE_ROWS
     cell_w = width / BARCODE_COLS
-    boxes = []
+    boxes: list[tuple[slice, slice]] = []
     for r in range(BARCODE_ROWS):
         for c in range(BARCODE_COLS):
             y0, x0 = top + (r + 0.25) * cell_h, (c + 0.25) * cell_w
@@ -344,7 +343,7 @@ def _sample_boxes(width: int, height: int) -> tuple[tuple[slice, slice], ...]:
                     slice(int(x0), max(int(x0) + 1, int(x1))),
                 )
             )
-    return tuple(boxes)
+    return boxes
 
 
 def read_pattern(frame: av.VideoFrame) -> PatternInfo | None:

@@ -136,3 +136,14 @@ def test_real_buttons_without_gpio_are_a_clear_error() -> None:
 
     with pytest.raises(HardwareError, match="buttons"):
         real.create(HalConfig(), KitIdentity("k", "K"))
+
+
+def test_pin_history_stays_bounded() -> None:
+    buttons = FakeButtons(ButtonsConfig())
+    pin = buttons.button_pin("mute")
+    before = pin.changes
+    for _ in range(pin.HISTORY):
+        buttons.press("mute")
+    assert pin.changes - before == 2 * pin.HISTORY
+    assert len(pin.states) == pin.HISTORY
+    buttons.close()
