@@ -19,9 +19,7 @@ from hal.audio.base import Route as AudioMode
 log = logging.getLogger(__name__)
 
 CallType = Literal["audio", "video"]
-CallStatus = Literal[
-    "initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"
-]
+CallStatus = Literal["initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,12 @@ class RTCRecordingInfo:
     is_recording_started: bool
     user: RTCUser
     path: str | None = None  # set on the kit that records
+
+
+@dataclass(frozen=True)
+class RTCVideoPausedUser:
+    user: RTCUser
+    is_paused: bool
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ LISTENER_EVENTS = {
 EXTRA_EVENTS = frozenset(
     {
         "onSessionStateChanged",  # {"state": "active", "session_id": ...}
+        "onLocalStateChanged",  # the kit's own state, as GET /api/v1/session's "local"
+        "onUserVideoPaused",  # {"user": RTCUser, "is_paused": bool}
         "onSessionTimeoutWarning",  # {"seconds_left": 60}
         "onOutgoingCallInitiated",  # the Call
         "onWarning",  # {"code": ..., "message": ..., "device": ...}

@@ -161,9 +161,7 @@ class CallSettingsBuilder:
         return self._set(enable_video_tile_click=_bool("enable_video_tile_click", value))
 
     def set_enable_draggable_video_tile(self, value: bool) -> CallSettingsBuilder:
-        return self._set(
-            enable_draggable_video_tile=_bool("enable_draggable_video_tile", value)
-        )
+        return self._set(enable_draggable_video_tile=_bool("enable_draggable_video_tile", value))
 
     def set_end_call_button_disable(self, value: bool) -> CallSettingsBuilder:
         return self._set(end_call_button_disable=_bool("end_call_button_disable", value))
@@ -172,17 +170,13 @@ class CallSettingsBuilder:
         return self._set(show_recording_button=_bool("show_recording_button", value))
 
     def set_switch_camera_button_disable(self, value: bool) -> CallSettingsBuilder:
-        return self._set(
-            switch_camera_button_disable=_bool("switch_camera_button_disable", value)
-        )
+        return self._set(switch_camera_button_disable=_bool("switch_camera_button_disable", value))
 
     def set_mute_audio_button_disable(self, value: bool) -> CallSettingsBuilder:
         return self._set(mute_audio_button_disable=_bool("mute_audio_button_disable", value))
 
     def set_pause_video_button_disable(self, value: bool) -> CallSettingsBuilder:
-        return self._set(
-            pause_video_button_disable=_bool("pause_video_button_disable", value)
-        )
+        return self._set(pause_video_button_disable=_bool("pause_video_button_disable", value))
 
     def set_audio_mode_button_disable(self, value: bool) -> CallSettingsBuilder:
         return self._set(audio_mode_button_disable=_bool("audio_mode_button_disable", value))

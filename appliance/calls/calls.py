@@ -1,0 +1,378 @@
+"""``Calls``: the seed's call-session API for one kit.
+
+``calls`` is an object (several kits run in one process): it holds the signaling
+connection, at most one session, the ringing flow's active call, the audio router and the
+event hub every event goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+from appliance.calls.errors import CallsError, no_active_session
+from appliance.calls.events import Call, CallType, CallUser, EventHub
+from appliance.calls.session import CallSession, MediaOptions, SessionState
+from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.media.routes import AudioRouter
+from appliance.signaling.client import ServerApi, SignalingClient, SignalingError
+from appliance.signaling.messages import (
+    CallAction,
+    CallEventMessage,
+    CallInfo,
+    CallInitiate,
+    CallReply,
+    Error,
+    ServerMessage,
+)
+from hal.registry import Hardware
+
+log = logging.getLogger(__name__)
+
+CallActionType = Literal["call-accept", "call-reject", "call-cancel", "call-end"]
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 10.0
+
+_LISTENER_EVENT = {
+    "call-incoming": "onIncomingCallReceived",
+    "call-accepted": "onOutgoingCallAccepted",
+    "call-rejected": "onOutgoingCallRejected",
+    "call-cancelled": "onIncomingCallCancelled",
+    "call-ended": "onCallEndedMessageReceived",
+    "call-busy": "onCallBusy",
+    "call-unanswered": "onCallUnanswered",
+}
+
+
+def to_call(info: CallInfo) -> Call:
+    return Call(
+        session_id=info.session_id,
+        initiator=CallUser(info.initiator.uid, info.initiator.name),
+        receiver=CallUser(info.receiver.uid, info.receiver.name),
+        call_type=info.call_type,
+        status=info.status,
+        initiated_at=info.initiated_at,
+        joined_at=info.joined_at,
+        ended_at=info.ended_at,
+    )
+
+
+class Calls:
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        uid: str,
+        auth_token: str,
+        hardware: Hardware,
+        options: MediaOptions | None = None,
+        view: View | None = None,
+    ) -> None:
+        self.uid = uid
+        self.name = uid
+        self.hardware = hardware
+        self.options = options or MediaOptions()
+        self.view = view
+        self.events = EventHub()
+        self.router = AudioRouter(
+            hardware.outputs,
+            on_modes_changed=self._modes_changed,
+            on_route_changed=lambda mode: self._local_changed(),
+        )
+        self._auth_token = auth_token
+        self._client = SignalingClient(server_url, auth_token, client_name=f"callbox {uid}")
+        self._client.on_event(self._on_server_message)
+        self._client.on_close(self._on_disconnected)
+        self._api = ServerApi(server_url)
+        self.session: CallSession | None = None
+        self.active_call: Call | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_state = SessionState.IDLE
+        self._session_lock = asyncio.Lock()
+
+    # --- connection ----------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Connect to the session server (ringing needs it; start_session does it too)."""
+        if self._client.connected:
+            return
+        try:
+            welcome = await self._client.connect()
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+        except (OSError, TimeoutError) as err:
+            raise CallsError("server-unreachable", f"the session server: {err}") from None
+        self.name = welcome.name
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        if self.session is not None:
+            await self.session.end()
+        await self._client.close()
+        await self._api.close()
+        await self.router.close()
+
+    def _on_disconnected(self) -> None:
+        if self._closing or self._reconnect_task is not None:
+            return
+        log.warning("%s: lost the session server; reconnecting", self.uid)
+        self._reconnect_task = asyncio.create_task(self._reconnect(), name="reconnect")
+
+    async def _reconnect(self) -> None:
+        delay = RECONNECT_FIRST
+        try:
+            while not self._closing:
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                try:
+                    await self._client.connect()
+                except (SignalingError, OSError, TimeoutError) as err:
+                    log.info("%s: reconnect failed: %s", self.uid, err)
+                    delay = min(delay * 2, RECONNECT_MAX)
+                    continue
+                log.info("%s: reconnected to the session server", self.uid)
+                if self.session is not None and self.session.state == SessionState.ACTIVE:
+                    await self.session.rejoin()
+                return
+        finally:
+            self._reconnect_task = None
+
+    # --- the session API -----------------------------------------------------------------
+
+    async def generate_token(self, session_id: str, auth_token: str) -> CallToken:
+        if not isinstance(session_id, str) or not session_id:
+            raise ValueError("session_id: expected a non-empty string")
+        try:
+            return await self._api.create_token(auth_token, session_id)
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+        except OSError as err:
+            raise CallsError("server-unreachable", f"the session server: {err}") from None
+
+    async def start_session(self, call_token: CallToken, settings: CallSettings) -> None:
+        if not isinstance(call_token, CallToken):
+            raise ValueError("call_token: expected the CallToken that generate_token returned")
+        if not isinstance(settings, CallSettings):
+            raise ValueError("settings: expected CallSettings (use CallSettingsBuilder)")
+        async with self._session_lock:
+            if self.session is not None:
+                raise CallsError("session-active", "a call session is already active")
+            await self.login()
+            session = CallSession(
+                call_token,
+                settings,
+                client=self._client,
+                hub=self.events,
+                hardware=self.hardware,
+                router=self.router,
+                view=settings.view or self.view,
+                options=self.options,
+                on_state=self._session_state,
+            )
+            self.session = session
+            self._state_changed()
+            try:
+                await session.start()
+            except BaseException:
+                self.session = None
+                self._state_changed()
+                raise
+
+    def _session_state(self, session: CallSession) -> None:
+        if session.state == SessionState.IDLE and self.session is session:
+            self.session = None
+        self._state_changed()
+
+    def _require_session(self) -> CallSession:
+        session = self.session
+        if session is None or session.state != SessionState.ACTIVE:
+            raise no_active_session()
+        return session
+
+    async def switch_camera(self) -> None:
+        await self._require_session().switch_camera()
+
+    async def mute_audio(self, muted: bool) -> None:
+        await self._require_session().mute_audio(_bool("muted", muted))
+
+    async def pause_video(self, paused: bool) -> None:
+        await self._require_session().pause_video(_bool("paused", paused))
+
+    async def set_audio_mode(self, mode: AudioMode | str) -> None:
+        session = self._require_session()
+        try:
+            route = mode if isinstance(mode, AudioMode) else AudioMode(str(mode).upper())
+        except ValueError:
+            choices = ", ".join(m.value for m in AudioMode)
+            raise ValueError(f"mode: expected one of {choices}, got {mode!r}") from None
+        await session.set_audio_mode(route)
+
+    async def enter_pip_mode(self) -> None:
+        self._require_session().set_pip(True)
+
+    async def exit_pip_mode(self) -> None:
+        self._require_session().set_pip(False)
+
+    async def switch_to_video_call(self) -> None:
+        await self._require_session().switch_to_video_call()
+
+    async def start_recording(self) -> Path:
+        return await self._require_session().start_recording()
+
+    async def stop_recording(self) -> Path:
+        return await self._require_session().stop_recording()
+
+    async def end_session(self) -> None:
+        await self._require_session().end()
+
+    def press_end_call_button(self) -> None:
+        """The end-call button (GPIO or REST): the app's delegate decides what it means."""
+        self._require_session()
+        self.events.emit("onCallEndButtonPressed")
+
+    # --- ringing -------------------------------------------------------------------------
+
+    def add_call_listener(self, listener_id: str, listener: object) -> None:
+        self.events.add_listener(listener_id, listener)
+
+    def remove_call_listener(self, listener_id: str) -> None:
+        self.events.remove_listener(listener_id)
+
+    async def initiate_call(self, receiver_uid: str, call_type: CallType = "video") -> Call:
+        if call_type not in ("audio", "video"):
+            raise ValueError(f"call_type: expected audio or video, got {call_type!r}")
+        if self.session is not None or (
+            self.active_call and self.active_call.status == "initiated"
+        ):
+            raise CallsError("busy", "this kit is already in a call")
+        call = await self._call_request(
+            CallInitiate(type="call-initiate", receiver=receiver_uid, call_type=call_type)
+        )
+        if call.status == "initiated":
+            self.active_call = call
+            self.events.emit("onOutgoingCallInitiated", call)
+            self._state_changed()
+        return call
+
+    async def accept_call(self, session_id: str) -> Call:
+        return await self._call_action("call-accept", session_id)
+
+    async def reject_call(self, session_id: str) -> Call:
+        return await self._call_action("call-reject", session_id)
+
+    async def cancel_call(self, session_id: str) -> Call:
+        return await self._call_action("call-cancel", session_id)
+
+    async def end_call(self, session_id: str) -> Call:
+        return await self._call_action("call-end", session_id)
+
+    def clear_active_call(self) -> None:
+        self.active_call = None
+        self._state_changed()
+
+    async def _call_action(self, action: CallActionType, session_id: str) -> Call:
+        call = await self._call_request(CallAction(type=action, session_id=session_id))
+        if call.status in ("ongoing", "initiated"):
+            self.active_call = call
+        elif self.active_call is not None and self.active_call.session_id == call.session_id:
+            self.active_call = None
+        self._state_changed()
+        return call
+
+    async def _call_request(self, message: Any) -> Call:
+        await self.login()
+        try:
+            reply = await self._client.request(message)
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+        assert isinstance(reply, CallReply)
+        return to_call(reply.call)
+
+    # --- messages from the server --------------------------------------------------------
+
+    async def _on_server_message(self, message: ServerMessage) -> None:
+        if isinstance(message, CallEventMessage):
+            self._on_call_event(message)
+        elif isinstance(message, Error):
+            log.warning("%s: session server says %s: %s", self.uid, message.code, message.message)
+            self.events.emit(
+                "onWarning", {"code": message.code, "device": "server", "message": message.message}
+            )
+        elif (
+            self.session is not None
+            and getattr(message, "session_id", None) == self.session.session_id
+        ):
+            await self.session.handle(message)
+
+    def _on_call_event(self, message: CallEventMessage) -> None:
+        call = to_call(message.call)
+        mine = self.active_call is not None and self.active_call.session_id == call.session_id
+        if message.type == "call-incoming":
+            if self.active_call is None:
+                self.active_call = call
+        elif message.type == "call-accepted":
+            self.active_call = call
+        elif mine:
+            self.active_call = None
+        self.events.emit(_LISTENER_EVENT[message.type], call)
+        self._state_changed()
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        if self.session is not None and self.session.state != SessionState.IDLE:
+            return self.session.state
+        if self.active_call is not None and self.active_call.status == "initiated":
+            return SessionState.RINGING
+        return SessionState.IDLE
+
+    def _state_changed(self) -> None:
+        state = self.state
+        if state != self._last_state:
+            self._last_state = state
+            session_id = (
+                self.session.session_id
+                if self.session
+                else (self.active_call.session_id if self.active_call else None)
+            )
+            self.events.emit(
+                "onSessionStateChanged", {"state": state.value, "session_id": session_id}
+            )
+
+    def _modes_changed(self, modes: list[AudioMode]) -> None:
+        self.events.emit("onAudioModeChanged", modes)
+
+    def _local_changed(self) -> None:
+        if self.session is not None and self.session.state == SessionState.ACTIVE:
+            self.events.emit("onLocalStateChanged", self.session.local_state())
+
+    def snapshot(self) -> dict[str, Any]:
+        """What GET /api/v1/session returns."""
+        session = self.session if self.session and self.session.me else None
+        from appliance.calls.events import to_jsonable
+
+        return {
+            "state": self.state.value,
+            "session_id": self.session.session_id if self.session else None,
+            "participants": to_jsonable(session.users()) if session else [],
+            "local": session.local_state() if session else None,
+            "call": to_jsonable(self.active_call),
+            "audio_modes": [m.value for m in self.router.available],
+            "audio_mode": self.router.current.value if self.router.current else None,
+        }
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return value

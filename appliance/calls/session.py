@@ -1,0 +1,554 @@
+"""One call session, from join to teardown: participants, mesh peers, media, events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCIceServer
+
+from appliance.calls.errors import CallsError
+from appliance.calls.events import (
+    CallSwitchRequestInfo,
+    EventHub,
+    RTCMutedUser,
+    RTCRecordingInfo,
+    RTCUser,
+    RTCVideoPausedUser,
+)
+from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.media.local import LocalMedia
+from appliance.media.peer import Peer
+from appliance.media.recorder import Recorder
+from appliance.media.remote import AudioMixer, RemoteVideo
+from appliance.media.routes import AudioRouter
+from appliance.signaling.client import SignalingClient, SignalingError
+from appliance.signaling.messages import (
+    Candidate,
+    Description,
+    Join,
+    Joined,
+    Leave,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantState,
+    ParticipantUpdated,
+    ServerMessage,
+    SessionEnded,
+    SignalIn,
+    SignalOut,
+    StatePatch,
+    SwitchedToVideo,
+    SwitchToVideo,
+    UpdateState,
+)
+from hal.camera.base import VideoFormat
+from hal.errors import HardwareError
+from hal.registry import Hardware
+
+log = logging.getLogger(__name__)
+
+IDLE_WARNING_LEAD = 60  # seconds before an idle timeout, as the seed's UI warns
+LEAVE_TIMEOUT = 2.0
+
+
+class SessionState(StrEnum):
+    IDLE = "idle"
+    RINGING = "ringing"
+    CONNECTING = "connecting"
+    ACTIVE = "active"
+    ENDING = "ending"
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    video_format: VideoFormat = field(default_factory=VideoFormat)
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    video_codec: str | None = None  # "VP8" or "H264" to force one; None lets SDP decide
+    recordings_dir: Path = Path("recordings")
+
+
+def rtc_user(p: Participant) -> RTCUser:
+    return RTCUser(
+        uid=p.uid,
+        name=p.name,
+        avatar=p.avatar,
+        audio_muted=p.muted,
+        video_paused=p.video_paused,
+        audio_only=p.audio_only,
+    )
+
+
+class CallSession:
+    def __init__(
+        self,
+        token: CallToken,
+        settings: CallSettings,
+        *,
+        client: SignalingClient,
+        hub: EventHub,
+        hardware: Hardware,
+        router: AudioRouter,
+        view: View | None,
+        options: MediaOptions,
+        on_state: Callable[[CallSession], None],
+    ) -> None:
+        self.token = token
+        self.settings = settings
+        self.session_id = token.session_id
+        self._client = client
+        self._hub = hub
+        self._router = router
+        self._view = view
+        self._options = options
+        self._on_state = on_state
+        self.state = SessionState.CONNECTING
+        self.audio_only = settings.is_audio_only
+        self.pip = False
+        self.display_mode = settings.mode
+        self.me: Participant | None = None
+        self.participants: dict[str, Participant] = {}  # the others, in join order
+        self.peers: dict[str, Peer] = {}
+        self.local = LocalMedia(
+            hardware.cameras,
+            hardware.microphone,
+            options.video_format,
+            view,
+            self._warn,
+            on_camera_change=self._camera_changed,
+        )
+        self.mixer = AudioMixer(on_output_failed=router.report_failure)
+        self.remote_video = RemoteVideo(view)
+        self.recorder: Recorder | None = None
+        self._joined = asyncio.Event()
+        self._idle_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.ended_reason: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._hub.delegate = settings.delegate
+        if settings.default_audio_mode is not None:
+            try:
+                await self._router.select(settings.default_audio_mode)
+            except CallsError as err:
+                self._warn(err.code, "audio", err.message)
+        await self.local.start(
+            audio_muted=settings.start_audio_muted,
+            video_enabled=False,  # until the server says what kind of call this is
+            video_paused=settings.start_video_muted,
+        )
+        self.mixer.start()
+        await self._router.bind(self.mixer)
+        try:
+            reply = await self._client.request(
+                Join(
+                    type="join",
+                    session_id=self.session_id,
+                    call_token=self.token.token,
+                    state=ParticipantState(
+                        muted=settings.start_audio_muted,
+                        video_paused=settings.start_video_muted,
+                        audio_only=settings.is_audio_only,
+                    ),
+                )
+            )
+        except (SignalingError, ConnectionError, TimeoutError) as err:
+            self._joined.set()
+            await self._teardown()
+            self.state = SessionState.IDLE
+            self._hub.delegate = None
+            if isinstance(err, SignalingError):
+                raise CallsError(err.code, err.message) from None
+            raise CallsError("server-unreachable", f"the session server: {err}") from None
+        assert isinstance(reply, Joined)
+        self.audio_only = reply.audio_only
+        if not self.audio_only:
+            self.local.enable_video()
+        self.me = reply.you
+        self.state = SessionState.ACTIVE
+        self._on_state(self)
+        self._joined.set()
+        for participant in reply.participants:
+            self._add_participant(participant, offerer=True)
+        self._emit_user_list()
+        self._update_idle()
+        self._local_changed()
+
+    async def rejoin(self) -> None:
+        """After the signaling connection came back: take our place again and reconcile
+        who is there. Media between kits never depended on the server."""
+        try:
+            reply = await self._client.request(
+                Join(
+                    type="join",
+                    session_id=self.session_id,
+                    call_token=self.token.token,
+                    state=self._participant_state(),
+                )
+            )
+        except SignalingError as err:
+            self._warn(err.code, "server", f"could not rejoin the session: {err.message}")
+            await self.end(notify_server=False, event="onCallEnded", reason=err.code)
+            return
+        assert isinstance(reply, Joined)
+        present = {p.uid: p for p in reply.participants}
+        for uid in [u for u in self.participants if u not in present]:
+            await self._remove_participant(uid)
+        for uid, participant in present.items():
+            if uid in self.participants:
+                self.participants[uid] = participant
+            else:
+                self._add_participant(participant, offerer=True)
+        self._emit_user_list()
+        self._update_idle()
+
+    async def end(
+        self,
+        *,
+        notify_server: bool = True,
+        event: str | None = "onCallEnded",
+        reason: str = "ended",
+    ) -> None:
+        if self.state in (SessionState.ENDING, SessionState.IDLE):
+            return
+        self.state = SessionState.ENDING
+        self.ended_reason = reason
+        self._on_state(self)
+        if notify_server and self._client.connected:
+            with contextlib.suppress(SignalingError, ConnectionError, TimeoutError):
+                await self._client.request(Leave(type="leave"), timeout=LEAVE_TIMEOUT)
+        await self._teardown()
+        self.state = SessionState.IDLE
+        if event is not None:
+            self._hub.emit(event)
+        self._hub.delegate = None
+        self._on_state(self)
+
+    async def _teardown(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            self._idle_task = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self.recorder is not None:
+            recorder, self.recorder = self.recorder, None
+            await recorder.stop()
+        await asyncio.gather(*(peer.close() for peer in self.peers.values()))
+        self.peers.clear()
+        await self.mixer.stop()
+        await self._router.bind(None)
+        await self.remote_video.stop()
+        await self.local.stop()
+
+    # --- messages from the server --------------------------------------------------------
+
+    async def handle(self, message: ServerMessage) -> None:
+        await self._joined.wait()
+        if self.state != SessionState.ACTIVE:
+            return
+        if isinstance(message, SignalIn):
+            await self._on_signal(message)
+        elif isinstance(message, ParticipantJoined):
+            if message.participant.uid in self.participants:
+                self.participants[message.participant.uid] = message.participant
+                return
+            self._add_participant(message.participant, offerer=False)
+            self._emit_user_list()
+            self._update_idle()
+        elif isinstance(message, ParticipantLeft):
+            if message.participant.uid in self.participants:
+                await self._remove_participant(message.participant.uid)
+                self._emit_user_list()
+                self._update_idle()
+        elif isinstance(message, ParticipantUpdated):
+            self._on_participant_updated(message)
+        elif isinstance(message, SwitchedToVideo):
+            self._on_switched_to_video(message.by)
+        elif isinstance(message, SessionEnded):
+            for uid in list(self.participants):
+                await self._remove_participant(uid)
+            await self.end(notify_server=False, event="onCallEnded", reason=message.reason)
+
+    async def _on_signal(self, message: SignalIn) -> None:
+        peer = self.peers.get(message.from_)
+        if peer is None:
+            if message.from_ not in self.participants:
+                log.warning(
+                    "signal from %s, who is not in session %s", message.from_, self.session_id
+                )
+                return
+            peer = self._make_peer(message.from_, offerer=False)
+        try:
+            await peer.handle(message.description, message.candidate)
+        except Exception as err:  # a malformed SDP from one peer must not end the call
+            log.warning("bad signal from %s: %s", message.from_, err)
+            self._warn("bad-signal", "network", f"{message.from_}: {err}")
+
+    def _add_participant(self, participant: Participant, *, offerer: bool) -> None:
+        self.participants[participant.uid] = participant
+        self._hub.emit("onUserJoined", rtc_user(participant))
+        peer = self._make_peer(participant.uid, offerer=offerer)
+        if offerer:
+            self._spawn(peer.start(video=not self.audio_only), f"offer to {participant.uid}")
+
+    async def _remove_participant(self, uid: str) -> None:
+        participant = self.participants.pop(uid)
+        peer = self.peers.pop(uid, None)
+        self.mixer.remove(uid)
+        self.remote_video.remove(uid)
+        if peer is not None:
+            await peer.close()
+        self._hub.emit("onUserLeft", rtc_user(participant))
+
+    def _on_participant_updated(self, message: ParticipantUpdated) -> None:
+        participant = message.participant
+        if participant.uid not in self.participants:
+            return
+        self.participants[participant.uid] = participant
+        user = rtc_user(participant)
+        if "muted" in message.changed:
+            self._hub.emit("onUserMuted", RTCMutedUser(user, user, participant.muted))
+        if "video_paused" in message.changed:
+            self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(user, participant.video_paused))
+        if "recording" in message.changed:
+            self._hub.emit("onRecordingToggled", RTCRecordingInfo(participant.recording, user))
+
+    def _on_switched_to_video(self, by: Participant) -> None:
+        self.audio_only = False
+        self.participants = {
+            uid: p.model_copy(update={"audio_only": False}) for uid, p in self.participants.items()
+        }
+        if self.me is not None:
+            self.me = self.me.model_copy(update={"audio_only": False})
+        self.local.enable_video()
+        for peer in self.peers.values():
+            if peer.offerer:
+                self._spawn(peer.add_video(), f"video to {peer.uid}")
+        me = self.local_user()
+        initiator = me if self.me is not None and by.uid == self.me.uid else rtc_user(by)
+        accepted = None if initiator is me else me
+        self._hub.emit(
+            "onCallSwitchedToVideo", CallSwitchRequestInfo(self.session_id, initiator, accepted)
+        )
+        self._local_changed()
+
+    # --- peers ---------------------------------------------------------------------------
+
+    def _make_peer(self, uid: str, *, offerer: bool) -> Peer:
+        async def send(description: Description | None, candidate: Candidate | None) -> None:
+            await self._client.send(
+                SignalOut(type="signal", to=uid, description=description, candidate=candidate)
+            )
+
+        peer = Peer(
+            uid,
+            offerer=offerer,
+            local=self.local,
+            send=send,
+            on_track=self._on_track,
+            on_state=self._on_peer_state,
+            ice_servers=list(self._options.ice_servers),
+            video_codec=self._options.video_codec,
+        )
+        self.peers[uid] = peer
+        return peer
+
+    def _on_track(self, uid: str, track: MediaStreamTrack) -> None:
+        if uid not in self.participants:
+            return
+        if track.kind == "audio":
+            self.mixer.add_track(uid, track)
+        elif track.kind == "video":
+            self.remote_video.add_track(uid, track)
+
+    def _on_peer_state(self, uid: str, state: str) -> None:
+        log.info("session %s: connection to %s is %s", self.session_id, uid, state)
+        if state == "failed":
+            self._warn("peer-failed", "network", f"the media connection to {uid} failed")
+
+    # --- local actions -------------------------------------------------------------------
+
+    def local_user(self) -> RTCUser:
+        assert self.me is not None
+        return replace(
+            rtc_user(self.me),
+            audio_muted=self.local.audio_muted,
+            video_paused=self._video_paused_for_others(),
+            audio_only=self.audio_only,
+        )
+
+    def _video_paused_for_others(self) -> bool:
+        return self.local.video_paused or not self.local.camera_ok
+
+    def _participant_state(self) -> ParticipantState:
+        return ParticipantState(
+            muted=self.local.audio_muted,
+            video_paused=self._video_paused_for_others(),
+            recording=self.recorder is not None,
+            audio_only=self.audio_only,
+        )
+
+    async def _publish(self, patch: StatePatch) -> None:
+        if self.me is not None:
+            changes = {k: v for k, v in patch.model_dump().items() if v is not None}
+            self.me = self.me.model_copy(update=changes)
+        with contextlib.suppress(ConnectionError):
+            await self._client.send(UpdateState(type="state", state=patch))
+
+    async def mute_audio(self, muted: bool) -> None:
+        self.local.set_audio_muted(muted)
+        await self._publish(StatePatch(muted=muted))
+        me = self.local_user()
+        self._hub.emit("onUserMuted", RTCMutedUser(me, me, muted))
+        self._local_changed()
+
+    async def pause_video(self, paused: bool) -> None:
+        self.local.set_video_paused(paused)
+        await self._publish(StatePatch(video_paused=self._video_paused_for_others()))
+        self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(self.local_user(), paused))
+        self._local_changed()
+
+    def _camera_changed(self, ok: bool) -> None:
+        self._spawn(
+            self._publish(StatePatch(video_paused=self._video_paused_for_others())), "camera state"
+        )
+        self._local_changed()
+
+    async def switch_camera(self) -> None:
+        try:
+            camera = self.local.switch_camera()
+        except HardwareError as err:
+            raise CallsError("no-other-camera", err.message) from None
+        log.info("session %s: switched to camera %s", self.session_id, camera.id)
+        self._local_changed()
+
+    async def set_audio_mode(self, mode: AudioMode) -> None:
+        await self._router.select(mode)
+        self._local_changed()
+
+    def set_pip(self, enabled: bool) -> None:
+        self.pip = enabled
+        self._local_changed()
+
+    async def switch_to_video_call(self) -> None:
+        if not self.audio_only:
+            raise CallsError("not-audio-only", "the call already has video")
+        try:
+            await self._client.request(SwitchToVideo(type="switch-to-video"))
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+
+    async def start_recording(self) -> Path:
+        if self.recorder is not None:
+            raise CallsError("already-recording", "the call is already being recorded")
+        recorder = Recorder(
+            self._options.recordings_dir,
+            self.session_id,
+            self.local,
+            self.mixer,
+            self.remote_video,
+            on_failure=self._recording_failed,
+        )
+        try:
+            await recorder.start()
+        except OSError as err:
+            raise CallsError("recording-failed", f"cannot record: {err}", status=507) from None
+        self.recorder = recorder
+        await self._publish(StatePatch(recording=True))
+        self._hub.emit(
+            "onRecordingToggled", RTCRecordingInfo(True, self.local_user(), str(recorder.path))
+        )
+        self._local_changed()
+        return recorder.path
+
+    async def stop_recording(self) -> Path:
+        if self.recorder is None:
+            raise CallsError("not-recording", "the call is not being recorded")
+        recorder, self.recorder = self.recorder, None
+        await recorder.stop()
+        await self._publish(StatePatch(recording=False))
+        self._hub.emit(
+            "onRecordingToggled", RTCRecordingInfo(False, self.local_user(), str(recorder.path))
+        )
+        self._local_changed()
+        return recorder.path
+
+    def _recording_failed(self, recorder: Recorder, err: Exception) -> None:
+        if self.recorder is not recorder:
+            return
+        self._warn("recording-failed", "storage", str(err))
+
+        async def stop() -> None:
+            with contextlib.suppress(CallsError):
+                await self.stop_recording()
+
+        self._spawn(stop(), "stop failed recording")
+
+    # --- idle timeout --------------------------------------------------------------------
+
+    def _update_idle(self) -> None:
+        alone = not self.participants
+        if alone and self._idle_task is None and self.state == SessionState.ACTIVE:
+            self._idle_task = asyncio.create_task(self._idle_countdown(), name="idle timeout")
+        elif not alone and self._idle_task is not None:
+            self._idle_task.cancel()
+            self._idle_task = None
+
+    async def _idle_countdown(self) -> None:
+        period = self.settings.idle_timeout_period
+        lead = min(IDLE_WARNING_LEAD, period)
+        await asyncio.sleep(period - lead)
+        self._hub.emit("onSessionTimeoutWarning", {"seconds_left": lead})
+        await asyncio.sleep(lead)
+        self._idle_task = None  # end() must not cancel the task that is running it
+        await self.end(event="onSessionTimeout", reason="idle-timeout")
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def users(self) -> list[RTCUser]:
+        me = [self.local_user()] if self.me is not None else []
+        return me + [rtc_user(p) for p in self.participants.values()]
+
+    def _emit_user_list(self) -> None:
+        self._hub.emit("onUserListChanged", self.users())
+
+    def local_state(self) -> dict[str, Any]:
+        return {
+            "audio_muted": self.local.audio_muted,
+            "video_paused": self.local.video_paused,
+            "audio_mode": self._router.current.value if self._router.current else None,
+            "recording": self.recorder is not None,
+            "pip": self.pip,
+            "display_mode": self.display_mode.value,
+            "audio_only": self.audio_only,
+        }
+
+    def _local_changed(self) -> None:
+        if self.state == SessionState.ACTIVE:
+            self._hub.emit("onLocalStateChanged", self.local_state())
+
+    def _warn(self, code: str, device: str, message: str) -> None:
+        log.warning("session %s: %s: %s", self.session_id, device, message)
+        self._hub.emit("onWarning", {"code": code, "device": device, "message": message})
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "session %s: %s failed", self.session_id, task.get_name(), exc_info=task.exception()
+            )

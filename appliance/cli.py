@@ -1,0 +1,129 @@
+"""The ``callbox`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from appliance import __version__
+from appliance.config import Config, ConfigError, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callbox", description="A conferencing appliance.")
+    parser.add_argument("--version", action="version", version=f"callbox {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    config_help = "config file (default /etc/callbox/callbox.toml)"
+    run = sub.add_parser("run", help="run the appliance daemon")
+    run.add_argument("--config", type=Path, help=config_help)
+    server = sub.add_parser("server", help="run the session server alone")
+    server.add_argument("--config", type=Path, help=config_help)
+    users = sub.add_parser("users", help="manage users on the session server")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="create a user and print its auth token")
+    add.add_argument("uid")
+    add.add_argument("--name", required=True)
+    add.add_argument("--avatar")
+    add.add_argument("--config", type=Path, help=config_help)
+    return parser
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        config, _ = load(args.config)
+    except ConfigError as err:
+        print(f"callbox: bad config: {err}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "run":
+            return asyncio.run(_run(config))
+        if args.command == "server":
+            return asyncio.run(_server(config))
+        return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(config: Config) -> int:
+    from appliance.daemon import Daemon, DaemonError
+    from hal.errors import HardwareError
+
+    try:
+        await Daemon(config).run()
+    except (DaemonError, HardwareError, OSError) as err:
+        logging.getLogger("callbox").error("cannot start: %s", err)
+        return 1
+    return 0
+
+
+async def _server(config: Config) -> int:
+    import signal
+
+    from appliance.server import SessionServer
+
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    server = SessionServer(config.server, config.database_path)
+    try:
+        await server.start()
+    except OSError as err:
+        logging.getLogger("callbox").error("cannot listen on %s: %s", config.server.listen, err)
+        return 1
+    logging.getLogger("callbox").info("session server listening on %s", server.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def _users_add(config: Config, uid: str, name: str, avatar: str | None) -> int:
+    from appliance.signaling.client import ServerApi, SignalingError
+
+    admin_key = config.server.admin_key
+    key_file = config.database_path.parent / "admin.key"
+    if admin_key is None:
+        try:
+            admin_key = key_file.read_text().strip()
+        except OSError:
+            print(
+                f"callbox: no admin key: set server.admin_key in the config or run this where "
+                f"the server keeps {key_file}",
+                file=sys.stderr,
+            )
+            return 2
+    api = ServerApi(config.server.url)
+    try:
+        token = await api.add_user(admin_key, uid, name, avatar)
+    except SignalingError as err:
+        print(f"callbox: {err.code}: {err.message}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(
+            f"callbox: cannot reach the session server at {config.server.url} ({err}); "
+            "is `callbox run` or `callbox server` running?",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await api.close()
+    print(token)
+    return 0

@@ -1,0 +1,132 @@
+"""``callbox run``: wires config, hardware, the (embedded) session server, the call API and
+the buttons, and runs until SIGINT/SIGTERM, ending any call cleanly on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from appliance.calls import Calls, MediaOptions
+from appliance.config import Config
+from appliance.kit import KitController
+from appliance.server import SessionServer
+from appliance.storage import atomic_write_text
+from hal.camera.base import VideoFormat
+from hal.registry import Hardware, KitIdentity, build_hardware
+
+log = logging.getLogger(__name__)
+
+AUTH_TOKEN_FILE = "auth_token"
+
+
+class DaemonError(Exception):
+    """A start-up problem the operator must fix (config, missing hardware, no server)."""
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.server: SessionServer | None = None
+        self.hardware: Hardware | None = None
+        self.calls: Calls | None = None
+        self.kit: KitController | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_dir
+
+    async def start(self) -> None:
+        config = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if config.server.embedded:
+            self.server = SessionServer(config.server, config.database_path)
+            await self.server.start()
+            log.info("session server listening on %s", self.server.url)
+        auth_token = await self._auth_token()
+        self.hardware = build_hardware(config.hal, KitIdentity(config.kit.uid, config.kit.name))
+        self._log_hardware(self.hardware)
+        camera = config.hal.camera
+        self.calls = Calls(
+            server_url=self.server.url if self.server else config.server.url,
+            uid=config.kit.uid,
+            auth_token=auth_token,
+            hardware=self.hardware,
+            options=MediaOptions(
+                video_format=VideoFormat(camera.width, camera.height, camera.fps),
+                recordings_dir=config.recordings_dir,
+            ),
+        )
+        await self.calls.login()
+        self.kit = KitController(
+            self.calls,
+            auth_token,
+            default_settings=config.calls.default_settings,
+            auto_answer=config.calls.auto_answer,
+            buttons=self.hardware.buttons,
+        )
+        self.kit.start()
+        log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
+
+    async def _auth_token(self) -> str:
+        """The kit's auth token: from config, else the one saved in the state directory,
+        else (embedded server) a new user made for this kit."""
+        config = self.config
+        if config.server.auth_token:
+            return config.server.auth_token
+        path = self.state_dir / AUTH_TOKEN_FILE
+        with contextlib.suppress(FileNotFoundError):
+            saved = path.read_text().strip()
+            if saved:
+                return saved
+        if self.server is None:
+            raise DaemonError(
+                "server.auth_token is not set and the session server is not embedded: "
+                f"create this kit's user with `callbox users add {config.kit.uid} --name ...` "
+                "on the server and put the token in the config"
+            )
+        try:
+            token = await self.server.create_user(config.kit.uid, config.kit.name)
+        except Exception:
+            token = await self.server.rotate_auth_token(config.kit.uid)
+        atomic_write_text(path, token + "\n")
+        return token
+
+    def _log_hardware(self, hardware: Hardware) -> None:
+        fake = sorted(kind for kind, how in hardware.kinds.items() if how == "fake")
+        for kind, how in sorted(hardware.kinds.items()):
+            log.info("hardware: %s is %s", kind, how)
+        if fake:
+            log.warning(
+                "FAKE HARDWARE in use for: %s (not a Raspberry Pi, or config says so)",
+                ", ".join(fake),
+            )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+            log.info("stopping")
+        finally:
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def stop(self) -> None:
+        if self.kit is not None:
+            await self.kit.close()
+        if self.calls is not None:
+            await self.calls.close()  # ends the call: peers see the kit leave
+        if self.hardware is not None:
+            await self.hardware.close()
+        if self.server is not None:
+            await self.server.stop()

@@ -1,0 +1,1 @@
+"""Real-time media: local sources, peer connections, the remote mix, recording."""

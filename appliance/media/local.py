@@ -1,0 +1,252 @@
+"""The kit's own camera and microphone during a session.
+
+One pump task per device reads it (a device is read once, whoever consumes it) and feeds:
+the self view, taps (recorder, level meter), and one PushTrack per kind, which MediaRelay
+shares among every peer connection. A paused camera is closed, not just hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
+
+from appliance.calls.settings import View
+from appliance.media.levels import LevelMeter
+from appliance.media.tracks import PushTrack
+from hal.audio.base import SAMPLE_RATE, AudioError, Microphone, Pcm
+from hal.camera.base import Camera, CameraError, CameraInfo, VideoFormat
+from hal.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+VIDEO_TIME_BASE = Fraction(1, 90_000)
+AUDIO_TIME_BASE = Fraction(1, SAMPLE_RATE)
+RETRY_SECONDS = 1.0
+LOCAL = "local"  # the uid under which the self view is shown
+
+AudioTap = Callable[[Pcm, bool], None]  # (pcm, muted)
+Warn = Callable[[str, str, str], None]  # (code, device, message)
+
+
+class LocalMedia:
+    def __init__(
+        self,
+        cameras: list[Camera],
+        microphone: Microphone | None,
+        fmt: VideoFormat,
+        view: View | None,
+        warn: Warn,
+        on_camera_change: Callable[[bool], None] = lambda ok: None,
+    ) -> None:
+        self._cameras = cameras
+        self._microphone = microphone
+        self._fmt = fmt
+        self._view = view
+        self._warn = warn
+        self._on_camera_change = on_camera_change
+        self._relay = MediaRelay()
+        self._audio_source = PushTrack("audio", queue_size=10)
+        self._video_source = PushTrack("video", queue_size=2)
+        self._proxies: list[MediaStreamTrack] = []
+        self._audio_taps: list[AudioTap] = []
+        self._audio_task: asyncio.Task[None] | None = None
+        self._video_task: asyncio.Task[None] | None = None
+        self._camera_index = 0
+        self._clock_origin = 0.0
+        self.audio_muted = False
+        self.video_paused = False
+        self.video_enabled = False  # False in an audio-only call
+        self.camera_ok = True
+        self.level = LevelMeter()
+        self.video_frames_sent = 0
+        self.latest_frames: dict[str, av.VideoFrame] = {}  # the self view, for the recorder
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, *, audio_muted: bool, video_enabled: bool, video_paused: bool) -> None:
+        self._clock_origin = asyncio.get_running_loop().time()
+        self.audio_muted = audio_muted
+        self.video_enabled = video_enabled
+        self.video_paused = video_paused
+        if self._microphone is not None:
+            self._audio_task = asyncio.create_task(self._audio_pump(), name="mic pump")
+        self._update_video()
+
+    async def stop(self) -> None:
+        """Release the camera and microphone and end every track."""
+        for task in (self._audio_task, self._video_task):
+            if task is not None:
+                task.cancel()
+        for task in (self._audio_task, self._video_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._audio_task = self._video_task = None
+        for proxy in self._proxies:
+            proxy.stop()
+        self._audio_source.stop()
+        self._video_source.stop()
+        if self._view is not None:
+            self._view.forget(LOCAL)
+
+    # --- tracks for peers ----------------------------------------------------------------
+
+    def audio_track(self) -> MediaStreamTrack:
+        proxy = self._relay.subscribe(self._audio_source, buffered=True)
+        self._proxies.append(proxy)
+        return proxy
+
+    def video_track(self) -> MediaStreamTrack:
+        proxy = self._relay.subscribe(self._video_source, buffered=False)
+        self._proxies.append(proxy)
+        return proxy
+
+    def add_audio_tap(self, tap: AudioTap) -> Callable[[], None]:
+        self._audio_taps.append(tap)
+        return lambda: self._audio_taps.remove(tap) if tap in self._audio_taps else None
+
+    # --- controls ------------------------------------------------------------------------
+
+    def set_audio_muted(self, muted: bool) -> None:
+        self.audio_muted = muted
+
+    def set_video_paused(self, paused: bool) -> None:
+        self.video_paused = paused
+        self._update_video()
+
+    def enable_video(self) -> None:
+        self.video_enabled = True
+        self._update_video()
+
+    @property
+    def camera(self) -> CameraInfo | None:
+        return self._cameras[self._camera_index].info if self._cameras else None
+
+    def switch_camera(self) -> CameraInfo:
+        if len(self._cameras) < 2:
+            raise HardwareError("camera", "there is no other camera to switch to")
+        self._camera_index = (self._camera_index + 1) % len(self._cameras)
+        if self._video_task is not None:  # restart the pump on the other camera
+            self._video_task.cancel()
+            self._video_task = None
+            self._update_video()
+        return self._cameras[self._camera_index].info
+
+    @property
+    def sending_video(self) -> bool:
+        return self.video_enabled and not self.video_paused and self.camera_ok
+
+    def _update_video(self) -> None:
+        wanted = self.video_enabled and not self.video_paused and bool(self._cameras)
+        if wanted and self._video_task is None:
+            self._video_task = asyncio.create_task(self._video_pump(), name="camera pump")
+        elif not wanted and self._video_task is not None:
+            self._video_task.cancel()
+            self._video_task = None
+            if self._view is not None:
+                self._view.forget(LOCAL)
+
+    # --- pumps ---------------------------------------------------------------------------
+
+    def _now(self, rate: int) -> int:
+        return int((asyncio.get_running_loop().time() - self._clock_origin) * rate)
+
+    async def _video_pump(self) -> None:
+        camera = self._cameras[self._camera_index]
+        try:
+            while True:
+                try:
+                    await camera.open(self._fmt)
+                    self._camera_state(True)
+                    while True:
+                        frame = await camera.read()
+                        frame.pts = self._now(90_000)
+                        frame.time_base = VIDEO_TIME_BASE
+                        if isinstance(frame, av.VideoFrame):
+                            self.latest_frames[LOCAL] = frame
+                            if self._view is not None:
+                                self._view.show_video(LOCAL, frame)
+                        self._video_source.push(frame)
+                        self.video_frames_sent += 1
+                except CameraError as err:
+                    if self.camera_ok:
+                        self._warn("camera-failed", "camera", err.message)
+                    self._camera_state(False)
+                    if self._view is not None:
+                        self._view.forget(LOCAL)
+                    with contextlib.suppress(HardwareError):
+                        await camera.close()
+                    await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            with contextlib.suppress(HardwareError):
+                await camera.close()
+
+    def _camera_state(self, ok: bool) -> None:
+        if ok != self.camera_ok:
+            self.camera_ok = ok
+            if ok:
+                self._warn("camera-restored", "camera", "the camera works again")
+            self._on_camera_change(ok)
+
+    async def _audio_pump(self) -> None:
+        microphone = self._microphone
+        assert microphone is not None
+        samples = 0
+        healthy = True
+        try:
+            while True:
+                try:
+                    await microphone.open()
+                    if not healthy:
+                        self._warn("microphone-restored", "microphone", "the microphone works")
+                    healthy = True
+                    while True:
+                        pcm = await microphone.read()
+                        muted = self.audio_muted
+                        self.level.add(pcm if not muted else None)
+                        for tap in list(self._audio_taps):
+                            tap(pcm, muted)
+                        if not muted:
+                            self._audio_source.push(_audio_frame(pcm, samples))
+                        samples += len(pcm)
+                except AudioError as err:
+                    if healthy:
+                        self._warn("microphone-failed", "microphone", err.message)
+                    healthy = False
+                    with contextlib.suppress(HardwareError):
+                        await microphone.close()
+                    await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            with contextlib.suppress(HardwareError):
+                await microphone.close()
+
+
+def _audio_frame(pcm: Pcm, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
+
+
+def pcm_of(frame: Any) -> Pcm:
+    """Mono int16 48 kHz samples of a decoded audio frame (aiortc decodes Opus to s16
+    stereo 48 kHz; G.711 arrives as 8 kHz mono and is resampled by the caller)."""
+    data = frame.to_ndarray()
+    if frame.format.is_packed and len(frame.layout.channels) == 2:
+        stereo = data.reshape(-1, 2).astype(np.int32)
+        mono: Pcm = ((stereo[:, 0] + stereo[:, 1]) // 2).astype(np.int16)
+        return mono
+    first: Pcm = np.asarray(data[0], dtype=np.int16)
+    return first

@@ -1,0 +1,210 @@
+"""What the kit receives: every participant's audio mixed onto the current route, and
+their video handed to the view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from appliance.calls.settings import View
+from appliance.media.levels import LevelMeter
+from appliance.media.local import pcm_of
+from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm
+
+log = logging.getLogger(__name__)
+
+PERIOD = FRAME_SAMPLES / SAMPLE_RATE  # 20 ms
+PREBUFFER = 2 * FRAME_SAMPLES  # wait for 40 ms before (re)starting a source: rides out jitter
+MAX_BUFFER = 10 * FRAME_SAMPLES  # beyond 200 ms queued, drop the oldest: latency is bounded
+
+
+class JitterBuffer:
+    """Samples of one participant waiting for the mixer."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[Pcm] = deque()
+        self._size = 0
+        self._playing = False
+
+    def put(self, pcm: Pcm) -> None:
+        self._chunks.append(pcm)
+        self._size += len(pcm)
+        while self._size > MAX_BUFFER:
+            self._size -= len(self._chunks.popleft())
+
+    def take(self, n: int) -> Pcm | None:
+        if not self._playing:
+            if self._size < PREBUFFER:
+                return None
+            self._playing = True
+        if self._size < n:
+            self._playing = False  # underflow: play silence and build up again
+            return None
+        out = np.empty(n, dtype=np.int16)
+        filled = 0
+        while filled < n:
+            chunk = self._chunks[0]
+            used = min(len(chunk), n - filled)
+            out[filled : filled + used] = chunk[:used]
+            filled += used
+            if used == len(chunk):
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = chunk[used:]
+        self._size -= n
+        return out
+
+
+class AudioMixer:
+    """Mixes every remote participant every 20 ms and writes to the current route.
+
+    Silence is written when nobody speaks so a real device keeps its clock and never
+    underruns. A route that fails is reported once through ``on_output_failed``.
+    """
+
+    def __init__(self, on_output_failed: Callable[[AudioOutput, AudioError], None]) -> None:
+        self._sources: dict[str, JitterBuffer] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._output: AudioOutput | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._on_output_failed = on_output_failed
+        self.levels: dict[str, LevelMeter] = {}
+        self.taps: list[Callable[[Pcm], None]] = []
+
+    @property
+    def output(self) -> AudioOutput | None:
+        return self._output
+
+    def set_output(self, output: AudioOutput | None) -> None:
+        self._output = output
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audio mixer")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._readers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._task = None
+        self._readers.clear()
+        self._sources.clear()
+
+    def add_track(self, uid: str, track: MediaStreamTrack) -> None:
+        self.remove(uid)
+        self._sources[uid] = JitterBuffer()
+        self.levels[uid] = LevelMeter()
+        self._readers[uid] = asyncio.create_task(self._read(uid, track), name=f"audio {uid}")
+
+    def remove(self, uid: str) -> None:
+        reader = self._readers.pop(uid, None)
+        if reader is not None:
+            reader.cancel()
+        self._sources.pop(uid, None)
+        self.levels.pop(uid, None)
+
+    async def _read(self, uid: str, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            if frame.sample_rate == SAMPLE_RATE and frame.format.name == "s16":
+                chunks = [pcm_of(frame)]
+            else:
+                chunks = [pcm_of(f) for f in resampler.resample(frame)]
+            source = self._sources.get(uid)
+            if source is None:
+                return
+            for pcm in chunks:
+                source.put(pcm)
+
+    def mix_once(self) -> Pcm:
+        total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+        for uid, source in self._sources.items():
+            pcm = source.take(FRAME_SAMPLES)
+            self.levels[uid].add(pcm)
+            if pcm is not None:
+                total += pcm
+        return np.clip(total, -32768, 32767).astype(np.int16)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        failed: AudioOutput | None = None
+        while True:
+            deadline += PERIOD
+            delay = deadline - loop.time()
+            if delay < -5 * PERIOD:  # the loop stalled: resynchronise, don't burst
+                deadline = loop.time()
+            await asyncio.sleep(max(0.0, delay))
+            pcm = self.mix_once()
+            for tap in list(self.taps):
+                tap(pcm)
+            output = self._output
+            if output is None:
+                continue
+            try:
+                await output.write(pcm)
+            except AudioError as err:
+                if output is not failed:
+                    failed = output
+                    self._on_output_failed(output, err)
+
+
+class RemoteVideo:
+    """Reads each participant's video track and hands decoded frames to the view."""
+
+    def __init__(self, view: View | None) -> None:
+        self._view = view
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self.latest: dict[str, av.VideoFrame] = {}
+        self.frames: dict[str, int] = {}
+
+    def add_track(self, uid: str, track: MediaStreamTrack) -> None:
+        self.remove(uid)
+        self.frames.setdefault(uid, 0)
+        self._readers[uid] = asyncio.create_task(self._read(uid, track), name=f"video {uid}")
+
+    def remove(self, uid: str) -> None:
+        reader = self._readers.pop(uid, None)
+        if reader is not None:
+            reader.cancel()
+        self.latest.pop(uid, None)
+        if self._view is not None:
+            self._view.forget(uid)
+
+    async def stop(self) -> None:
+        readers = list(self._readers.values())
+        for uid in list(self._readers):
+            self.remove(uid)
+        for task in readers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read(self, uid: str, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.VideoFrame):
+                continue
+            self.latest[uid] = frame
+            self.frames[uid] = self.frames.get(uid, 0) + 1
+            if self._view is not None:
+                self._view.show_video(uid, frame)

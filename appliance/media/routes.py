@@ -1,0 +1,133 @@
+"""Which output the call's audio plays on, and which outputs are there to choose from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from appliance.calls.errors import CallsError
+from appliance.media.remote import AudioMixer
+from hal.audio.base import AudioError, AudioOutput, Route
+from hal.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+ORDER = (Route.SPEAKER, Route.EARPIECE, Route.HEADPHONES, Route.BLUETOOTH)
+# Private devices take over when they arrive, as they do on a phone.
+TAKES_OVER = frozenset({Route.HEADPHONES, Route.BLUETOOTH})
+
+
+class AudioRouter:
+    def __init__(
+        self,
+        outputs: dict[Route, AudioOutput],
+        on_modes_changed: Callable[[list[Route]], None],
+        on_route_changed: Callable[[Route], None],
+    ) -> None:
+        self._outputs = outputs
+        self._on_modes_changed = on_modes_changed
+        self._on_route_changed = on_route_changed
+        self._failed: set[Route] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._mixer: AudioMixer | None = None
+        self._opened: AudioOutput | None = None
+        self._available = self._compute_available()
+        self.current: Route | None = self._available[0] if self._available else None
+        self._unsubscribe = [
+            output.on_presence_changed(self._presence_handler(route))
+            for route, output in outputs.items()
+        ]
+
+    @property
+    def available(self) -> list[Route]:
+        return list(self._available)
+
+    def _compute_available(self) -> list[Route]:
+        return [
+            route
+            for route in ORDER
+            if route in self._outputs and self._outputs[route].present and route not in self._failed
+        ]
+
+    async def select(self, mode: Route) -> None:
+        if mode not in self._available:
+            raise CallsError(
+                "audio-mode-unavailable",
+                f"{mode.value} is not available now (available: "
+                f"{', '.join(r.value for r in self._available) or 'none'})",
+            )
+        await self._switch(mode)
+
+    async def bind(self, mixer: AudioMixer | None) -> None:
+        """Play the call's mix (or nothing, with None) on the current route."""
+        self._mixer = mixer
+        await self._apply()
+
+    async def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        await self.bind(None)
+
+    async def _switch(self, mode: Route | None) -> None:
+        changed = mode != self.current
+        self.current = mode
+        await self._apply()
+        if changed and mode is not None:
+            self._on_route_changed(mode)
+
+    async def _apply(self) -> None:
+        wanted = self._outputs.get(self.current) if self.current and self._mixer else None
+        if wanted is not self._opened:
+            if self._mixer is not None:
+                self._mixer.set_output(None)
+            if self._opened is not None:
+                with contextlib.suppress(HardwareError):
+                    await self._opened.close()
+            self._opened = None
+            if wanted is not None:
+                try:
+                    await wanted.open()
+                    self._opened = wanted
+                except AudioError as err:
+                    await self.output_failed(wanted, err)
+                    return
+        if self._mixer is not None:
+            self._mixer.set_output(self._opened)
+
+    def _presence_handler(self, route: Route) -> Callable[[bool], None]:
+        return lambda present: self._presence(route, present)
+
+    def _presence(self, route: Route, present: bool) -> None:
+        if present:
+            self._failed.discard(route)
+        self._spawn(self._refresh(newly_present=route if present else None))
+
+    async def output_failed(self, output: AudioOutput, err: AudioError) -> None:
+        log.warning("audio route %s failed: %s", output.route.value, err)
+        self._failed.add(output.route)
+        if self._opened is output:
+            self._opened = None
+        await self._refresh()
+
+    def report_failure(self, output: AudioOutput, err: AudioError) -> None:
+        """For the mixer, which runs in a task and reports synchronously."""
+        self._spawn(self.output_failed(output, err))
+
+    async def _refresh(self, newly_present: Route | None = None) -> None:
+        available = self._compute_available()
+        if available != self._available:
+            self._available = available
+            self._on_modes_changed(list(available))
+        if newly_present in TAKES_OVER and newly_present in available:
+            await self._switch(newly_present)
+        elif self.current not in available:
+            fallback = Route.SPEAKER if Route.SPEAKER in available else None
+            await self._switch(fallback or (available[0] if available else None))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
