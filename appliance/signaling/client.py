@@ -92,7 +92,7 @@ class SignalingClient:
     def connected(self) -> bool:
         return self._ws is not None and not self._ws.closed and self._welcomed
 
-    async def connect(self, timeout: float = 10) -> Welcome:  # noqa: ASYNC109 (the API)
+    async def connect(self, timeout: float = 10) -> Welcome:
         """Opens the WebSocket and says hello. May be called again after the connection was
         lost or closed; handlers stay registered. Events the server sends right after the
         welcome (a call still ringing for us) go to the handlers registered by then."""
@@ -124,7 +124,7 @@ class SignalingClient:
         self._welcomed = True
         return welcome
 
-    async def request(self, message: Request, timeout: float = 10) -> Reply:  # noqa: ASYNC109
+    async def request(self, message: Request, timeout: float = 10) -> Reply:
         """Sends ``message`` with a fresh id and returns the server's reply. Raises
         SignalingError when the reply is an error, ConnectionError when the connection
         closes first, TimeoutError after ``timeout`` seconds."""
