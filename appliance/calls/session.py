@@ -173,7 +173,7 @@ class CallSession:
         assert isinstance(reply, Joined)
         self.audio_only = reply.audio_only
         if not self.audio_only:
-            self.local.enable_video()
+            await self.local.enable_video()
         self.me = reply.you
         self.state = SessionState.ACTIVE
         self._on_state(self)
@@ -273,7 +273,7 @@ class CallSession:
         elif isinstance(message, ParticipantUpdated):
             self._on_participant_updated(message)
         elif isinstance(message, SwitchedToVideo):
-            self._on_switched_to_video(message.by)
+            await self._on_switched_to_video(message.by)
         elif isinstance(message, SessionEnded):
             for uid in list(self.participants):
                 await self._remove_participant(uid)
@@ -323,14 +323,14 @@ class CallSession:
         if "recording" in message.changed:
             self._hub.emit("onRecordingToggled", RTCRecordingInfo(participant.recording, user))
 
-    def _on_switched_to_video(self, by: Participant) -> None:
+    async def _on_switched_to_video(self, by: Participant) -> None:
         self.audio_only = False
         self.participants = {
             uid: p.model_copy(update={"audio_only": False}) for uid, p in self.participants.items()
         }
         if self.me is not None:
             self.me = self.me.model_copy(update={"audio_only": False})
-        self.local.enable_video()
+        await self.local.enable_video()
         for peer in self.peers.values():
             if peer.offerer:
                 self._spawn(peer.add_video(), f"video to {peer.uid}")
@@ -413,7 +413,7 @@ class CallSession:
         self._local_changed()
 
     async def pause_video(self, paused: bool) -> None:
-        self.local.set_video_paused(paused)
+        await self.local.set_video_paused(paused)
         await self._publish(StatePatch(video_paused=self._video_paused_for_others()))
         self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(self.local_user(), paused))
         self._local_changed()
@@ -426,7 +426,7 @@ class CallSession:
 
     async def switch_camera(self) -> None:
         try:
-            camera = self.local.switch_camera()
+            camera = await self.local.switch_camera()
         except HardwareError as err:
             raise CallsError("no-other-camera", err.message) from None
         log.info("session %s: switched to camera %s", self.session_id, camera.id)

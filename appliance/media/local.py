@@ -79,7 +79,7 @@ class LocalMedia:
         self.video_paused = video_paused
         if self._microphone is not None:
             self._audio_task = asyncio.create_task(self._audio_pump(), name="mic pump")
-        self._update_video()
+        await self._update_video()
 
     async def stop(self) -> None:
         """Release the camera and microphone and end every track."""
@@ -119,53 +119,67 @@ class LocalMedia:
     def set_audio_muted(self, muted: bool) -> None:
         self.audio_muted = muted
 
-    def set_video_paused(self, paused: bool) -> None:
+    async def set_video_paused(self, paused: bool) -> None:
+        """Returns once the camera is released (paused) or delivering again (resumed)."""
         self.video_paused = paused
-        self._update_video()
+        await self._update_video()
 
-    def enable_video(self) -> None:
+    async def enable_video(self) -> None:
         self.video_enabled = True
-        self._update_video()
+        await self._update_video()
 
     @property
     def camera(self) -> CameraInfo | None:
         return self._cameras[self._camera_index].info if self._cameras else None
 
-    def switch_camera(self) -> CameraInfo:
+    async def switch_camera(self) -> CameraInfo:
         if len(self._cameras) < 2:
             raise HardwareError("camera", "there is no other camera to switch to")
+        running = self._video_task is not None
+        await self._stop_video()  # release this camera before taking the other
         self._camera_index = (self._camera_index + 1) % len(self._cameras)
-        if self._video_task is not None:  # restart the pump on the other camera
-            self._video_task.cancel()
-            self._video_task = None
-            self._update_video()
+        if running:
+            await self._update_video()
         return self._cameras[self._camera_index].info
 
     @property
     def sending_video(self) -> bool:
         return self.video_enabled and not self.video_paused and self.camera_ok
 
-    def _update_video(self) -> None:
+    async def _update_video(self) -> None:
         wanted = self.video_enabled and not self.video_paused and bool(self._cameras)
         if wanted and self._video_task is None:
-            self._video_task = asyncio.create_task(self._video_pump(), name="camera pump")
-        elif not wanted and self._video_task is not None:
-            self._video_task.cancel()
-            self._video_task = None
-            if self._view is not None:
-                self._view.forget(LOCAL)
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._video_task = asyncio.create_task(self._video_pump(started), name="camera")
+            await asyncio.wait([started, self._video_task], return_when=asyncio.FIRST_COMPLETED)
+        elif not wanted:
+            await self._stop_video()
+
+    async def _stop_video(self) -> None:
+        task, self._video_task = self._video_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.latest_frames.pop(LOCAL, None)
+        if self._view is not None:
+            self._view.forget(LOCAL)
 
     # --- pumps ---------------------------------------------------------------------------
 
     def _now(self, rate: int) -> int:
         return int((asyncio.get_running_loop().time() - self._clock_origin) * rate)
 
-    async def _video_pump(self) -> None:
+    async def _video_pump(self, started: asyncio.Future[None]) -> None:
+        """Reads the camera until cancelled; ``started`` resolves once it is open or has
+        failed (the pump then keeps retrying in the background)."""
         camera = self._cameras[self._camera_index]
         try:
             while True:
                 try:
                     await camera.open(self._fmt)
+                    if not started.done():
+                        started.set_result(None)
                     self._camera_state(True)
                     while True:
                         frame = await camera.read()
@@ -185,6 +199,8 @@ class LocalMedia:
                         self._view.forget(LOCAL)
                     with contextlib.suppress(HardwareError):
                         await camera.close()
+                    if not started.done():
+                        started.set_result(None)
                     await asyncio.sleep(RETRY_SECONDS)
         finally:
             with contextlib.suppress(HardwareError):

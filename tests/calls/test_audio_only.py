@@ -1,0 +1,45 @@
+"""Audio-only calls send no video until switched to video by renegotiation."""
+
+import asyncio
+
+from tests.kits import KitFactory
+
+
+async def test_audio_only_sends_no_video_until_switched(kits: KitFactory) -> None:
+    a = await kits("room-a")
+    b = await kits("room-b")
+    await a.join("voice", is_audio_only=True)
+    await b.join("voice")  # a later joiner adopts the session's call type
+    await a.wait_to_hear(b.tone_hz)
+    await b.wait_to_hear(a.tone_hz)
+    await asyncio.sleep(0.5)
+    assert a.view.counts == {}
+    assert b.view.counts == {}
+    assert not any(camera.is_open for kit in (a, b) for camera in kit.cameras)
+    assert b.calls.snapshot()["local"]["audio_only"] is True
+
+    await b.calls.switch_to_video_call()
+    for kit in (a, b):
+        switched = await kit.wait_for("onCallSwitchedToVideo")
+        assert switched.data["session_id"] == "voice"
+        assert switched.data["request_initiated_by"]["uid"] == "room-b"
+    assert (await a.wait_for("onCallSwitchedToVideo")).data["request_accepted_by"]["uid"] == (
+        "room-a"
+    )
+    await a.wait_for_video_from("room-b")
+    await b.wait_for_video_from("room-a")
+    await a.wait_to_hear(b.tone_hz)  # audio kept flowing through the renegotiation
+    assert a.calls.snapshot()["local"]["audio_only"] is False
+
+
+async def test_switching_a_video_call_to_video_is_refused(kits: KitFactory) -> None:
+    from appliance.calls import CallsError
+
+    a = await kits("room-a")
+    await a.join("video")
+    try:
+        await a.calls.switch_to_video_call()
+    except CallsError as err:
+        assert err.code == "not-audio-only"
+    else:
+        raise AssertionError("switching a video call to video must fail")
