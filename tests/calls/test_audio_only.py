@@ -2,6 +2,9 @@
 
 import asyncio
 
+import pytest
+
+from appliance.calls import CallsError
 from tests.kits import KitFactory
 
 
@@ -33,13 +36,8 @@ async def test_audio_only_sends_no_video_until_switched(kits: KitFactory) -> Non
 
 
 async def test_switching_a_video_call_to_video_is_refused(kits: KitFactory) -> None:
-    from appliance.calls import CallsError
-
     a = await kits("room-a")
     await a.join("video")
-    try:
+    with pytest.raises(CallsError) as err:
         await a.calls.switch_to_video_call()
-    except CallsError as err:
-        assert err.code == "not-audio-only"
-    else:
-        raise AssertionError("switching a video call to video must fail")
+    assert err.value.code == "not-audio-only"
