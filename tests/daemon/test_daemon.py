@@ -1,0 +1,169 @@
+"""The daemon as the appliance runs it: config, fake hardware, embedded server, buttons."""
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from appliance.config import validate
+from appliance.daemon import Daemon
+from hal.audio.base import Route
+from hal.audio.fake import FakeAudioOutput
+from hal.audio.pcm import dominant_frequency, rms_dbfs
+from hal.buttons.base import LedName, LedState
+from hal.buttons.fake import FakeButtons
+
+
+def kit_config(tmp: Path, uid: str, tone: float, **server: Any) -> dict[str, Any]:
+    return {
+        "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
+        "server": {"listen": "127.0.0.1:0", **server},
+        "hal": {
+            "backend": "fake",
+            "audio": {"fake_tone_hz": tone},
+            "camera": {"width": 320, "height": 240, "fps": 15},
+        },
+        "paths": {"state": str(tmp / uid)},
+    }
+
+
+@pytest.fixture
+async def two_daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon]]:
+    host = Daemon(validate(kit_config(tmp_path, "room-a", 400)))
+    await host.start()
+    assert host.server is not None
+    token = await host.server.create_user("room-b", "Room B")
+    guest = Daemon(
+        validate(
+            kit_config(
+                tmp_path, "room-b", 650, embedded=False, url=host.server.url, auth_token=token
+            )
+        )
+    )
+    await guest.start()
+    try:
+        yield host, guest
+    finally:
+        await guest.stop()
+        await host.stop()
+
+
+def buttons(daemon: Daemon) -> FakeButtons:
+    assert daemon.hardware is not None
+    return cast(FakeButtons, daemon.hardware.buttons)
+
+
+def speaker(daemon: Daemon) -> FakeAudioOutput:
+    assert daemon.hardware is not None
+    return cast(FakeAudioOutput, daemon.hardware.outputs[Route.SPEAKER])
+
+
+async def until(condition: Any, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def hears(daemon: Daemon, hz: float) -> bool:
+    pcm = speaker(daemon).recent(0.2)
+    return len(pcm) > 0 and abs(dominant_frequency(pcm) - hz) < 15 and rms_dbfs(pcm) > -40
+
+
+async def test_buttons_answer_mute_and_end_a_call(two_daemons: tuple[Daemon, Daemon]) -> None:
+    host, guest = two_daemons
+    assert host.kit is not None
+    assert host.calls is not None
+    assert guest.calls is not None
+    await host.kit.place_call("room-b")
+    await until(lambda: guest.calls is not None and guest.calls.state.value == "ringing")
+    assert await buttons(guest).observed_led(LedName.RINGING) == LedState.BLINK
+
+    buttons(guest).press("mute")  # answers the ringing call
+    await until(lambda: hears(host, 650) and hears(guest, 400))
+
+    with guest.calls.events.subscribe() as events:
+        buttons(host).press("mute")  # mutes the host's microphone
+        event = await asyncio.wait_for(_next(events, "onUserMuted"), 5)
+    assert event.data["muted"]["uid"] == "room-a"
+    assert event.data["is_muted"] is True
+    await until(lambda: rms_dbfs(speaker(guest).recent(0.2)) < -60)
+    assert await buttons(host).observed_led(LedName.MUTED) == LedState.ON
+
+    buttons(host).press("mute")  # and back
+    await until(lambda: hears(guest, 400))
+    assert await buttons(host).observed_led(LedName.MUTED) == LedState.OFF
+
+    buttons(guest).press("end")
+    await until(lambda: host.calls.state.value == "idle" and guest.calls.state.value == "idle")
+    log = await host.calls._api.calls(host.calls._auth_token)
+    assert log[0].status == "ended"
+
+
+async def _next(events: "asyncio.Queue[Any]", name: str) -> Any:
+    while True:
+        event = await events.get()
+        if event.event == name:
+            return event
+
+
+async def test_callbox_run_starts_says_fake_and_stops_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "callbox.toml"
+    config.write_text(
+        f"""
+[kit]
+uid = "lobby"
+name = "Lobby"
+[server]
+listen = "127.0.0.1:0"
+[hal]
+backend = "fake"
+[paths]
+state = "{tmp_path / "state"}"
+"""
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while not any("is ready" in line for line in lines):
+            line = (await proc.stdout.readline()).decode()
+            assert line, "callbox run exited early:\n" + "".join(lines)
+            lines.append(line)
+    assert any("FAKE HARDWARE" in line for line in lines)
+    proc.send_signal(signal.SIGTERM)
+    rest = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
+    assert await proc.wait() == 0, rest
+    assert "stopping" in rest
+    assert (tmp_path / "state" / "auth_token").read_text().strip()
+
+
+async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "callbox.toml"
+    config.write_text('[kit]\nuid = "has space"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "run",
+        "--config",
+        str(config),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"kit.uid" in err
