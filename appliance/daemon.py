@@ -12,7 +12,7 @@ from pathlib import Path
 from appliance.calls import Calls, MediaOptions
 from appliance.config import Config
 from appliance.kit import KitController
-from appliance.server import SessionServer
+from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text
 from hal.camera.base import VideoFormat
 from hal.registry import Hardware, KitIdentity, build_hardware
@@ -90,7 +90,7 @@ class Daemon:
             )
         try:
             token = await self.server.create_user(config.kit.uid, config.kit.name)
-        except Exception:
+        except UserExists:  # the saved token was lost: issue a new one
             token = await self.server.rotate_auth_token(config.kit.uid)
         atomic_write_text(path, token + "\n")
         return token

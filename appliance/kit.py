@@ -138,9 +138,10 @@ class KitController:
         self._spawn(self._join(call), "join accepted call")
 
     def on_call_ended_message_received(self, call: Call) -> None:
+        # The server also ends the session itself (session-ended): ending is idempotent.
         session = self.calls.session
         if session is not None and session.session_id == call.session_id:
-            self._spawn(self.calls.end_session(), "end ended call")
+            self._spawn(session.end(), "end ended call")
 
     # --- buttons -------------------------------------------------------------------------
 
