@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 
 import av
@@ -150,17 +149,3 @@ def test_text_is_rendered_once_not_per_frame(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(pattern.ImageFont, "load_default", no_drawing)
     for counter in range(5):
         assert read_pattern(source.frame(counter)) == PatternInfo(counter, 0)
-
-
-def test_drawing_a_640x480_frame_takes_well_under_a_millisecond() -> None:
-    source = TestPattern(
-        640, 480, colour=(10, 120, 200), label="Room A · Fake camera 1", camera_index=0
-    )
-    source.frame(0)
-    best = float("inf")
-    for _ in range(3):  # best of three runs, so a busy machine does not decide it
-        start = time.perf_counter()
-        for counter in range(100):
-            source.frame(counter)
-        best = min(best, (time.perf_counter() - start) / 100)
-    assert best < 0.0005, f"{best * 1e6:.0f} µs per frame"
