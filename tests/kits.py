@@ -162,7 +162,13 @@ class KitFactory:
         self._tones = iter([400.0, 510.0, 650.0, 820.0, 1020.0])
 
     async def __call__(
-        self, uid: str, *, controller: bool = False, video_codec: str | None = None, **hal: Any
+        self,
+        uid: str,
+        *,
+        controller: bool = False,
+        video_codec: str | None = None,
+        video_format: VideoFormat = SMALL_VIDEO,
+        **hal: Any,
     ) -> Kit:
         name = uid.replace("-", " ").title()
         tone = next(self._tones)
@@ -180,7 +186,7 @@ class KitFactory:
             auth_token=token,
             hardware=hardware,
             options=MediaOptions(
-                video_format=SMALL_VIDEO,
+                video_format=video_format,
                 recordings_dir=self.tmp / uid / "recordings",
                 video_codec=video_codec,
             ),
