@@ -1,0 +1,179 @@
+"""Media CPU: CPU seconds per call-minute of a two-kit 720p30 call (both kits in this
+process, so the figure covers two encoders and two decoders each way), per video codec,
+against bare aiortc peers sending the same camera and microphone with the same codec."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+)
+
+from bench.common import Result, Target, cpu_and_wall
+from hal.audio.fake import FakeMicrophone
+from hal.camera.base import CameraInfo, VideoFormat
+from hal.camera.fake import FakeCamera
+from tests.kits import KitFactory, running_server
+
+HD = VideoFormat(1280, 720, 30)
+WARMUP = 2.0
+
+
+class CameraTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.camera = FakeCamera(
+            CameraInfo("fake0", "Fake camera 1"), index=0, colour=(30, 90, 200), kit_name=name
+        )
+
+    async def recv(self) -> Any:
+        if not self.camera.is_open:
+            await self.camera.open(HD)
+        return await self.camera.read()
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, hz: float) -> None:
+        super().__init__()
+        self.microphone = FakeMicrophone(hz)
+        self._samples = 0
+
+    async def recv(self) -> Any:
+        from appliance.media.local import _audio_frame
+
+        if not self.microphone.is_open:
+            await self.microphone.open()
+        pcm = await self.microphone.read()
+        frame = _audio_frame(pcm, self._samples)
+        self._samples += len(pcm)
+        return frame
+
+
+def prefer(pc: RTCPeerConnection, codec: str) -> None:
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    wanted = [c for c in codecs if c.mimeType.lower() in (f"video/{codec}".lower(), "video/rtx")]
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(wanted)
+
+
+async def bare_aiortc(codec: str, seconds: float) -> tuple[float, int]:
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    frames = [0]
+    readers: list[asyncio.Task[None]] = []
+
+    def on_track(track: MediaStreamTrack) -> None:
+        async def drain() -> None:
+            while True:
+                await track.recv()
+                if track.kind == "video":
+                    frames[0] += 1
+
+        readers.append(asyncio.create_task(drain()))
+
+    a.on("track", on_track)
+    b.on("track", on_track)
+    tracks = [CameraTrack("a"), MicrophoneTrack(400), CameraTrack("b"), MicrophoneTrack(650)]
+    a.addTrack(tracks[1])
+    a.addTransceiver(tracks[0], direction="sendrecv")
+    prefer(a, codec)
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    for transceiver in b.getTransceivers():
+        transceiver.sender.replaceTrack(tracks[3] if transceiver.kind == "audio" else tracks[2])
+        transceiver.direction = "sendrecv"
+    prefer(b, codec)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await asyncio.sleep(WARMUP)
+    before = frames[0]
+    with cpu_and_wall() as used:
+        await asyncio.sleep(seconds)
+    decoded = frames[0] - before
+    for reader in readers:
+        reader.cancel()
+    await a.close()
+    await b.close()
+    return used["cpu"] / used["wall"] * 60, decoded
+
+
+async def callbox(codec: str, seconds: float, tmp: Path) -> tuple[float, int]:
+    async with running_server(tmp / codec) as server:
+        kits = KitFactory(server, tmp / codec)
+        try:
+            a = await kits("room-a", video_codec=codec, video_format=HD)
+            b = await kits("room-b", video_codec=codec, video_format=HD)
+            await a.join("cpu")
+            await b.join("cpu")
+            await a.wait_for_video_from("room-b", timeout=20)
+            await asyncio.sleep(WARMUP)
+            before = a.view.counts.get("room-b", 0) + b.view.counts.get("room-a", 0)
+            with cpu_and_wall() as used:
+                await asyncio.sleep(seconds)
+            decoded = a.view.counts["room-b"] + b.view.counts["room-a"] - before
+        finally:
+            await kits.close()
+    return used["cpu"] / used["wall"] * 60, decoded
+
+
+async def run(quick: bool) -> Result:
+    seconds = 2.0 if quick else 20.0
+    rows: list[list[Any]] = []
+    figures: dict[str, Any] = {}
+    targets: list[Target] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec in ("VP8", "H264"):
+            bare_cpu, bare_frames = await bare_aiortc(codec, seconds)
+            ours_cpu, our_frames = await callbox(codec, seconds, Path(tmp))
+            ratio = ours_cpu / bare_cpu
+            figures[codec] = {"callbox": ours_cpu, "aiortc": bare_cpu, "ratio": ratio}
+            rows.append(
+                [
+                    f"{codec} (software)",
+                    ours_cpu,
+                    bare_cpu,
+                    ratio,
+                    our_frames / seconds,
+                    bare_frames / seconds,
+                ]
+            )
+            targets.append(
+                Target(
+                    f"{codec}: callbox at most 1.15 x bare aiortc", f"{ratio:.2f} x", ratio <= 1.15
+                )
+            )
+    return Result(
+        "media_cpu",
+        "Media CPU: two-kit 720p30 call, CPU seconds per call-minute (both kits)",
+        figures=figures,
+        columns=[
+            "codec",
+            "callbox CPU-s/min",
+            "bare aiortc CPU-s/min",
+            "ratio",
+            "callbox frames/s decoded",
+            "aiortc frames/s decoded",
+        ],
+        rows=rows,
+        targets=targets,
+        notes=[
+            f"measured over {seconds:g} s after {WARMUP:g} s of warm-up; "
+            "callbox also mixes and plays the received audio and shows the self view"
+        ],
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(run(False)).print()
