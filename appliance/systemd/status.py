@@ -1,0 +1,115 @@
+"""What the kit is doing, in words: the systemd ``STATUS=`` line and the journal's call
+lines (each with its session id), followed from the call events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.calls import CallEvent, Calls
+from appliance.logs import session_log_context
+
+log = logging.getLogger("appliance.calls.status")
+
+NAMES_SHOWN = 3
+
+
+@dataclass
+class CallState:
+    """The call as the events told it, so no intermediate state is lost even when the
+    events are read a little after they happened."""
+
+    uid: str
+    state: str = "idle"
+    session_id: str | None = None
+    others: list[str] = field(default_factory=list)  # names of the other participants
+    ringing_peer: str | None = None
+    incoming: bool = False
+
+
+def describe_call_state(call: CallState) -> str:
+    if call.state == "ringing":
+        if call.ringing_peer is None:
+            return "Ringing"
+        if call.incoming:
+            return f"Ringing: call from {call.ringing_peer}"
+        return f"Ringing: calling {call.ringing_peer}"
+    if call.state == "connecting":
+        return "Connecting to the call"
+    if call.state == "active":
+        count = len(call.others)
+        if count == 0:
+            return "In call, waiting for others to join"
+        names = ", ".join(call.others[:NAMES_SHOWN])
+        if count > NAMES_SHOWN:
+            names += f" and {count - NAMES_SHOWN} more"
+        return f"In call with {count} participant{'s' if count != 1 else ''} ({names})"
+    if call.state == "ending":
+        return "Ending the call"
+    return "Idle"
+
+
+def _name(user: Any) -> str:
+    if isinstance(user, dict):
+        return str(user.get("name") or user.get("uid") or "?")
+    return "?"
+
+
+def apply_event(call: CallState, event: CallEvent) -> str | None:
+    """Update ``call`` from one event; returns the journal line it deserves, if any."""
+    data = event.data
+    if event.event in ("onIncomingCallReceived", "onOutgoingCallInitiated"):
+        incoming = event.event == "onIncomingCallReceived"
+        call.incoming = incoming
+        call.ringing_peer = _name(data.get("initiator" if incoming else "receiver"))
+        if call.state == "idle":
+            call.session_id = data.get("session_id") or call.session_id
+        return None
+    if event.event == "onSessionStateChanged":
+        previous, call.state = call.state, str(data.get("state", "idle"))
+        if data.get("session_id"):
+            call.session_id = str(data["session_id"])
+        if call.state != "active":
+            call.others = []
+        if call.state == "idle":
+            call.ringing_peer = None
+            if previous == "ringing":
+                return "ringing stopped"
+            return "call ended" if previous in ("connecting", "active", "ending") else None
+        return describe_call_state(call)
+    if event.event == "onUserListChanged":
+        users = data.get("users") or []
+        before = len(call.others)
+        call.others = [
+            _name(u) for u in users if not (isinstance(u, dict) and u.get("uid") == call.uid)
+        ]
+        return describe_call_state(call) if len(call.others) != before else None
+    if event.event == "onUserJoined":
+        return f"{_name(data)} joined"
+    if event.event == "onUserLeft":
+        return f"{_name(data)} left"
+    return None
+
+
+async def follow_calls(calls: Calls, publish: Callable[[str], None]) -> None:
+    """Until cancelled: log call lines and ``publish`` each new status text."""
+    call = CallState(calls.uid, state=calls.state.value)
+    shown = describe_call_state(call)
+    publish(shown)
+    with calls.events.subscribe() as events:
+        while True:
+            event = await events.get()
+            session_before = call.session_id
+            line = apply_event(call, event)
+            if line is not None:
+                # A call's last line ("call ended") belongs to the session it ended.
+                with session_log_context(call.session_id or session_before):
+                    log.info("%s", line)
+            if call.state == "idle":
+                call.session_id = None
+            text = describe_call_state(call)
+            if text != shown:
+                shown = text
+                publish(text)
