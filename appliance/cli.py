@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance import __version__
 from appliance.config import Config, ConfigError, load
+from appliance.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,15 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("aioice", "aiortc", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -60,12 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(config: Config) -> int:
+    from appliance.calls import CallsError
     from appliance.daemon import Daemon, DaemonError
+    from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 
     try:
         await Daemon(config).run()
-    except (DaemonError, HardwareError, OSError) as err:
+    except BackgroundTaskFailed as err:  # already logged with its traceback
+        logging.getLogger("callbox").error("stopped: %s", err)
+        return 1
+    except (DaemonError, HardwareError, CallsError, OSError) as err:
         logging.getLogger("callbox").error("cannot start: %s", err)
         return 1
     return 0
@@ -75,24 +72,41 @@ async def _server(config: Config) -> int:
     import signal
 
     from appliance.server import SessionServer
+    from appliance.systemd import NotifyError, Supervisor
 
+    log = logging.getLogger("callbox")
+    stop = asyncio.Event()
+    try:
+        supervisor = Supervisor.from_environ(on_failure=stop.set)
+    except NotifyError as err:
+        log.error("cannot start: %s", err)
+        return 1
     config.state_dir.mkdir(parents=True, exist_ok=True)
     server = SessionServer(config.server, config.database_path)
+    supervisor.start()
     try:
         await server.start()
     except OSError as err:
-        logging.getLogger("callbox").error("cannot listen on %s: %s", config.server.listen, err)
+        log.error("cannot listen on %s: %s", config.server.listen, err)
+        await supervisor.close()
         return 1
-    logging.getLogger("callbox").info("session server listening on %s", server.url)
-    stop = asyncio.Event()
+    log.info("session server listening on %s", server.url)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    supervisor.set_status(f"Session server listening on {server.url}")
+    supervisor.ready()
     try:
         await stop.wait()
     finally:
-        await server.stop()
-    return 0
+        supervisor.stopping()
+        try:
+            await server.stop()
+        finally:
+            await supervisor.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    return 1 if supervisor.failure is not None else 0
 
 
 async def _users_add(config: Config, uid: str, name: str, avatar: str | None) -> int:
