@@ -14,6 +14,7 @@ from appliance.config import Config
 from appliance.kit import KitController
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text
+from appliance.systemd import NotifyError, Supervisor
 from hal.camera.base import VideoFormat
 from hal.registry import Hardware, KitIdentity, build_hardware
 
@@ -34,6 +35,12 @@ class Daemon:
         self.calls: Calls | None = None
         self.kit: KitController | None = None
         self._stop = asyncio.Event()
+        # systemd notifications and the watchdog; ``supervisor.watch(task)`` makes a
+        # background task's crash stop the daemon with a non-zero exit.
+        try:
+            self.supervisor = Supervisor.from_environ(on_failure=self.request_stop)
+        except NotifyError as err:
+            raise DaemonError(str(err)) from None
 
     @property
     def state_dir(self) -> Path:
@@ -112,14 +119,26 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
+        supervisor = self.supervisor
+        supervisor.start()
+        supervisor.set_status("Starting")
         try:
             await self.start()
+            assert self.calls is not None
+            supervisor.follow_calls(self.calls)
+            if not self._stop.is_set():
+                supervisor.ready()  # last of all: hardware, server connection and API are up
             await self._stop.wait()
             log.info("stopping")
         finally:
-            await self.stop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            supervisor.stopping("Stopping: ending any call")
+            try:
+                await self.stop()
+            finally:
+                await supervisor.close()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        supervisor.raise_if_failed()
 
     async def stop(self) -> None:
         if self.kit is not None:
