@@ -17,6 +17,7 @@ from appliance.calls.errors import CallsError, no_active_session
 from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.logs import session_log_context
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import ServerApi, SignalingClient, SignalingError
 from appliance.signaling.messages import (
@@ -117,7 +118,8 @@ class Calls:
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
         if self.session is not None:
-            await self.session.end()
+            with session_log_context(self.session.session_id):
+                await self.session.end()
         await self._client.close()
         await self._api.close()
         await self.router.close()
@@ -163,6 +165,11 @@ class Calls:
             raise ValueError("call_token: expected the CallToken that generate_token returned")
         if not isinstance(settings, CallSettings):
             raise ValueError("settings: expected CallSettings (use CallSettingsBuilder)")
+        # Lines logged for this session (and by the tasks it starts) carry its id.
+        with session_log_context(call_token.session_id):
+            await self._start_session(call_token, settings)
+
+    async def _start_session(self, call_token: CallToken, settings: CallSettings) -> None:
         async with self._session_lock:
             if self.session is not None:
                 raise CallsError("session-active", "a call session is already active")
@@ -311,7 +318,8 @@ class Calls:
             self.session is not None
             and getattr(message, "session_id", None) == self.session.session_id
         ):
-            await self.session.handle(message)
+            with session_log_context(self.session.session_id):
+                await self.session.handle(message)
 
     def _on_call_event(self, message: CallEventMessage) -> None:
         call = to_call(message.call)
