@@ -76,7 +76,7 @@ def apply_event(call: CallState, event: CallEvent) -> str | None:
         if call.state == "idle":
             call.ringing_peer = None
             if previous == "ringing":
-                return "ringing stopped"
+                return "ringing ended"
             return "call ended" if previous in ("connecting", "active", "ending") else None
         return describe_call_state(call)
     if event.event == "onUserListChanged":

@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.calls import Calls
 from appliance.systemd.notify import Notifier
-from appliance.systemd.status import follow_calls
+from appliance.systemd.status import CallState, describe_call_state, follow_calls
 from appliance.systemd.watchdog import keep_alive, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class Supervisor:
             self._spawn(keep_alive(self.notifier, self.watchdog_interval), "watchdog")
 
     def set_status(self, text: str) -> None:
+        if text == self.status:
+            return
         self.status = text
         if not self._stopping:
             self.notifier.send(f"STATUS={text}")
@@ -109,7 +111,9 @@ class Supervisor:
         self.notifier.send("READY=1", f"STATUS={self.status or 'Ready'}")
 
     def follow_calls(self, calls: Calls) -> None:
-        """STATUS= lines and journal call lines from now on."""
+        """STATUS= lines and journal call lines from now on (the current state at once, so
+        a READY=1 right after carries it)."""
+        self.set_status(describe_call_state(CallState(calls.uid, state=calls.state.value)))
         self._spawn(follow_calls(calls, self.set_status), "status")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
