@@ -62,6 +62,12 @@ class KitController:
         merged = {**self._defaults, **(overrides or {}), **extra}
         return CallSettings.from_dict(merged, delegate=self)
 
+    def set_default_settings(self, settings: dict[str, Any]) -> None:
+        """New defaults for the next call (a config change); raises ValueError naming a
+        bad setting and keeps the old defaults then."""
+        CallSettings.from_dict(settings)
+        self._defaults = dict(settings)
+
     async def start_session(
         self, session_id: str | None = None, overrides: dict[str, Any] | None = None
     ) -> str:
