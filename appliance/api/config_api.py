@@ -1,0 +1,210 @@
+"""``GET``/``PATCH /api/v1/config``: the effective config and the REST override layer.
+
+A PATCH is a JSON merge patch (RFC 7396) of the override layer: objects merge, values
+replace, ``null`` drops an override (the config file's value or the default returns). The
+result is validated as a whole with the same models as the config file; a refusal names
+the field and leaves ``overrides.toml`` byte-identical. Identity, paths and secrets live
+in the config file only, so the REST API never reads or writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from appliance.api import models as m
+from appliance.api.context import ApiContext
+from appliance.api.routing import ApiError, Endpoint, body_of
+from appliance.config import (
+    OVERRIDES_FILE,
+    Config,
+    ConfigError,
+    merge,
+    read_toml,
+    save_overrides,
+    validate,
+)
+from hal.camera.base import VideoFormat
+
+# Not readable or writable through the API (dotted paths; a table hides all of it).
+HIDDEN = frozenset({"api.token", "server.admin_key", "server.auth_token"})
+READ_ONLY = HIDDEN | {"kit.uid", "paths", "server.database"}
+# What takes effect without a restart: now, or when the next call opens the devices.
+APPLIES_NOW = frozenset({"calls.auto_answer"})
+_NO_SECRETS = {"admin_key": None, "auth_token": None}
+APPLIES_NEXT_CALL = frozenset(
+    {"calls.default_settings", "hal.camera.width", "hal.camera.height", "hal.camera.fps"}
+)
+
+
+def _patch_model(model: type[BaseModel], prefix: str = "") -> type[BaseModel]:
+    """``model`` with every field optional and the read-only ones left out, so the schema
+    of a PATCH body says exactly what may be sent."""
+    specs: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        if dotted in READ_ONLY:
+            continue
+        annotation: Any = info.annotation
+        new_info = copy.copy(info)
+        new_info.default = None
+        new_info.default_factory = None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _patch_model(annotation, dotted + ".")
+        specs[name] = (annotation | None, new_info)
+    patch: type[BaseModel] = create_model(
+        f"{model.__name__}Patch",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        __doc__=f"A merge patch of [{prefix.rstrip('.') or 'config'}]: null drops an override.",
+        **specs,
+    )
+    return patch
+
+
+ConfigPatch = _patch_model(Config)
+
+
+class ConfigEnvelope(m.Reply):
+    """The effective config and its pending changes."""
+
+    config: Config = Field(description="in effect once every pending change applies")
+    overrides: dict[str, Any] = Field(description="what PATCH has set (overrides.toml)")
+    pending: list[m.ConfigChange] = Field(description="saved, not in effect yet; and when")
+
+
+class ConfigApi:
+    def __init__(self, context: ApiContext) -> None:
+        self._ctx = context
+        self._lock = asyncio.Lock()
+        self._path = context.config.state_dir / OVERRIDES_FILE
+        self._running = context.config  # what the daemon runs with, after live changes
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(
+                "GET",
+                "/api/v1/config",
+                self.get,
+                "The effective config",
+                "config",
+                reply=ConfigEnvelope,
+            ),
+            Endpoint(
+                "PATCH",
+                "/api/v1/config",
+                self.patch,
+                "Change the config",
+                "config",
+                body=ConfigPatch,
+                reply=ConfigEnvelope,
+                description=__doc__ or "",
+            ),
+        ]
+
+    async def get(self, request: web.Request) -> ConfigEnvelope:
+        overrides = await asyncio.to_thread(read_toml, self._path)
+        return self._envelope(self._effective(overrides), overrides)
+
+    async def patch(self, request: web.Request) -> ConfigEnvelope:
+        # Validated against ConfigPatch; explicit nulls are kept, omitted fields are not.
+        raw = body_of(request, ConfigPatch).model_dump(mode="json", exclude_unset=True)
+        async with self._lock:
+            old = await asyncio.to_thread(read_toml, self._path)
+            overrides = merge_patch(old, raw)
+            try:
+                config = self._effective(overrides)
+            except ConfigError as err:
+                raise ApiError(
+                    "invalid-field", f"{err.field}: {err.message}", status=422, field=err.field
+                ) from None
+            if overrides != old:
+                await asyncio.to_thread(save_overrides, self._ctx.config.state_dir, overrides)
+            self._apply(config)
+        return self._envelope(config, overrides)
+
+    def _effective(self, overrides: dict[str, Any]) -> Config:
+        return validate(merge(self._ctx.base_layer, overrides), OVERRIDES_FILE)
+
+    def _apply(self, config: Config) -> None:
+        """Put what can change without a restart into effect."""
+        kit, calls = self._ctx.kit, self._ctx.calls
+        kit.auto_answer = config.calls.auto_answer
+        kit.set_default_settings(config.calls.default_settings)
+        camera = config.hal.camera
+        calls.options = replace(
+            calls.options, video_format=VideoFormat(camera.width, camera.height, camera.fps)
+        )
+        running = self._running.model_dump()
+        wanted = config.model_dump()
+        live = APPLIES_NOW | APPLIES_NEXT_CALL
+        for path in live:
+            running = _set(running, path, _get(wanted, path))
+        self._running = Config.model_validate(running)
+
+    def _envelope(self, config: Config, overrides: dict[str, Any]) -> ConfigEnvelope:
+        pending = [
+            m.ConfigChange(field=path, applies=applies(path))
+            for path in _differences(self._running.model_dump(), config.model_dump())
+            if applies(path) != "now"
+        ]
+        shown = config.model_copy(
+            update={
+                "api": config.api.model_copy(update={"token": None}),
+                "server": config.server.model_copy(update={"admin_key": None, "auth_token": None}),
+            }
+        )
+        visible = merge_patch(overrides, {"api": {"token": None}, "server": _NO_SECRETS})
+        return ConfigEnvelope(config=shown, overrides=visible, pending=pending)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396: objects merge, null removes, other values replace; empty tables go."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict):
+            current = out.get(key)
+            merged = merge_patch(current if isinstance(current, dict) else {}, value)
+            if merged:
+                out[key] = merged
+            else:
+                out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def applies(path: str) -> m.Applies:
+    if path in APPLIES_NOW:
+        return "now"
+    if path in APPLIES_NEXT_CALL or path.startswith("calls.default_settings."):
+        return "next-call"
+    return "restart"
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict) and prefix != "calls.default_settings.":
+        paths: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            paths += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return paths
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        data = data[part]
+    return data
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    head, _, rest = path.partition(".")
+    out = dict(data)
+    out[head] = _set(out[head], rest, value) if rest else value
+    return out

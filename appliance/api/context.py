@@ -1,0 +1,44 @@
+"""What the API's handlers act on: one kit's call API, controller, hardware and screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.api.auth import TokenStore
+from appliance.calls import Calls, DisplayMode
+from appliance.config import Config
+from appliance.kit import KitController
+from appliance.server import SessionServer
+from hal.registry import Hardware
+
+
+class Screen(Protocol):
+    """The compositor as the API uses it (``appliance.display.compositor.Compositor``)."""
+
+    async def snapshot_png(self) -> bytes: ...
+
+    async def next_frame(self, after: int) -> tuple[int, npt.NDArray[np.uint8]]: ...
+
+    def set_mode(self, mode: DisplayMode) -> Any: ...
+
+    def select(self, uid: str | None) -> Any: ...
+
+    def move_tile(self, uid: str, x: int, y: int) -> Any: ...
+
+
+@dataclass
+class ApiContext:
+    config: Config  # as the daemon started with it
+    calls: Calls
+    kit: KitController
+    hardware: Hardware
+    auth_token: str  # the kit's session-server auth token (call log, guests' server)
+    server_url: str
+    tokens: TokenStore
+    session_server: SessionServer | None = None
+    screen: Screen | None = None
+    base_layer: dict[str, Any] = field(default_factory=dict)  # config below REST overrides

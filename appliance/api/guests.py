@@ -1,0 +1,267 @@
+"""Browser guests: invites, the code-for-tokens exchange, and the signaling proxy.
+
+A person joins with a link (``/join/<code>``), not with the API token. The code buys a
+guest user on the session server and a call token for the invited session: the same
+credentials a kit uses, so the browser speaks the kits' signaling protocol unchanged.
+
+The browser reaches the session server through ``/api/v1/signaling`` on this origin: one
+port to open, the page needs no second address, and it works when the session server
+listens on loopback while the API listens on the LAN. The proxy lets only guests made here
+through (it checks the first frame's ``hello``), so it exposes no more than the invites do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from appliance.api import models as m
+from appliance.api.context import ApiContext
+from appliance.api.routing import ApiError, Endpoint, body_of
+from appliance.calls import CallsError
+from appliance.calls.errors import no_active_session
+from appliance.signaling.client import ServerApi, SignalingError
+from appliance.signaling.messages import MAX_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0
+HEARTBEAT = 15.0
+GUEST_PASS_SECONDS = 24 * 3600  # how long a guest's auth token may use the proxy
+SIGNALING_PATH = "/api/v1/signaling"
+
+
+@dataclass
+class _Invite:
+    session_id: str
+    expires_at: float
+    uses_left: int
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class GuestsApi:
+    def __init__(self, context: ApiContext, closing: asyncio.Event) -> None:
+        self._ctx = context
+        self._closing = closing
+        self._invites: dict[str, _Invite] = {}  # by the code's hash
+        self._guests: dict[str, float] = {}  # guest auth token hash -> expiry
+        self._server_api = ServerApi(context.server_url)
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._http: aiohttp.ClientSession | None = None
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(
+                "POST",
+                "/api/v1/invites",
+                self.create_invite,
+                "Invite a person to join from a browser",
+                "guests",
+                body=m.CreateInvite,
+                reply=m.Invite,
+                status=201,
+                errors={409: "No session to invite to, or guests are not possible"},
+            ),
+            Endpoint(
+                "POST",
+                "/api/v1/join",
+                self.redeem,
+                "Exchange an invite code for a guest's tokens (no bearer token)",
+                "guests",
+                body=m.Redeem,
+                reply=m.GuestPass,
+                auth=False,
+                errors={
+                    404: "Unknown, used up or expired invite",
+                    409: "The session server refused",
+                    503: "The session server cannot be reached",
+                },
+            ),
+            Endpoint(
+                "GET",
+                SIGNALING_PATH,
+                self.signaling,
+                "The session server's signaling WebSocket, for guests",
+                "guests",
+                auth=False,
+                websocket=True,
+                description="The first frame must be a hello with a guest's auth token.",
+            ),
+        ]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in list(self._sockets)), return_exceptions=True)
+        await self._server_api.close()
+        if self._http is not None:
+            await self._http.close()
+
+    # --- invites -------------------------------------------------------------------------
+
+    async def create_invite(self, request: web.Request) -> m.Invite:
+        body = body_of(request, m.CreateInvite)
+        ctx = self._ctx
+        session_id = body.session_id
+        if session_id is None:
+            session = ctx.calls.session
+            if session is None:
+                raise no_active_session()
+            session_id = session.session_id
+        if ctx.session_server is None and not ctx.config.server.admin_key:
+            raise CallsError(
+                "guests-unavailable",
+                "guests need the session server's admin key: set [server] admin_key",
+            )
+        self._prune()
+        code = secrets.token_urlsafe(24)
+        invite = _Invite(session_id, time.time() + body.ttl, body.uses)
+        self._invites[_digest(code)] = invite
+        return m.Invite(
+            code=code,
+            url=f"/join/{code}",
+            session_id=session_id,
+            expires_at=invite.expires_at,
+            uses_left=invite.uses_left,
+        )
+
+    async def redeem(self, request: web.Request) -> m.GuestPass:
+        body = body_of(request, m.Redeem)
+        self._prune()
+        key = _digest(body.code)
+        invite = self._invites.get(key)
+        if invite is None:
+            raise ApiError(
+                "invite-invalid", "this invite is unknown, used up or expired", status=404
+            )
+        invite.uses_left -= 1
+        if invite.uses_left <= 0:
+            del self._invites[key]
+        uid = f"guest-{secrets.token_hex(4)}"
+        try:
+            auth_token = await self._create_user(uid, body.name)
+            call_token = await self._server_api.create_token(auth_token, invite.session_id)
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+        except OSError as err:
+            raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
+        self._guests[_digest(auth_token)] = time.time() + GUEST_PASS_SECONDS
+        log.info("guest %s (%s) joins session %s", uid, body.name, invite.session_id)
+        config = self._ctx.config
+        return m.GuestPass(
+            uid=uid,
+            name=body.name,
+            auth_token=auth_token,
+            call_token=call_token.token,
+            session_id=invite.session_id,
+            kit=m.KitInfo(uid=config.kit.uid, name=config.kit.name),
+            signaling=SIGNALING_PATH,
+        )
+
+    async def _create_user(self, uid: str, name: str) -> str:
+        server = self._ctx.session_server
+        if server is not None:
+            return await server.create_user(uid, name)
+        admin_key = self._ctx.config.server.admin_key
+        if admin_key is None:
+            raise CallsError("guests-unavailable", "no admin key for the session server")
+        return await self._server_api.add_user(admin_key, uid, name)
+
+    def _prune(self) -> None:
+        now = time.time()
+        for key in [k for k, v in self._invites.items() if v.expires_at <= now]:
+            del self._invites[key]
+        for key in [k for k, expiry in self._guests.items() if expiry <= now]:
+            del self._guests[key]
+
+    def is_guest(self, auth_token: str) -> bool:
+        expiry = self._guests.get(_digest(auth_token))
+        return expiry is not None and expiry > time.time()
+
+    # --- the signaling proxy -------------------------------------------------------------
+
+    async def signaling(self, request: web.Request) -> web.StreamResponse:
+        browser = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT)
+        if not browser.can_prepare(request).ok:
+            raise ApiError("not-websocket", "expected a WebSocket upgrade")
+        await browser.prepare(request)
+        self._sockets.add(browser)
+        try:
+            hello = await self._hello(browser)
+            if hello is not None:
+                await self._relay(browser, hello)
+        finally:
+            self._sockets.discard(browser)
+            await browser.close()
+        return browser
+
+    async def _hello(self, browser: web.WebSocketResponse) -> str | None:
+        """The browser's first frame, if it is a hello from a guest made here."""
+        with contextlib.suppress(TimeoutError):
+            frame = await browser.receive(timeout=HELLO_TIMEOUT)
+            if frame.type == WSMsgType.TEXT:
+                try:
+                    hello = json.loads(frame.data)
+                except ValueError:
+                    hello = None
+                if not isinstance(hello, dict):
+                    hello = {}
+                token = hello.get("auth_token")
+                if hello.get("type") == "hello" and isinstance(token, str) and self.is_guest(token):
+                    return str(frame.data)
+                request_id = hello.get("id")
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await browser.send_json(
+                        {
+                            "type": "error",
+                            "id": request_id if isinstance(request_id, int) else None,
+                            "code": "unauthorized",
+                            "message": "this proxy is for guests: say hello with a guest token",
+                        }
+                    )
+        await browser.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
+        return None
+
+    async def _relay(self, browser: web.WebSocketResponse, hello: str) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        url = self._ctx.server_url.rstrip("/").replace("http", "ws", 1) + "/v1/ws"
+        try:
+            server = await self._http.ws_connect(
+                url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT
+            )
+        except (aiohttp.ClientError, OSError) as err:
+            log.warning("signaling proxy: cannot reach %s: %s", url, err)
+            await browser.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server unreachable")
+            return
+        try:
+            await server.send_str(hello)
+            upstream = asyncio.create_task(_forward(browser, server))
+            downstream = asyncio.create_task(_forward(server, browser))
+            stop = asyncio.create_task(self._closing.wait())
+            await asyncio.wait({upstream, downstream, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (upstream, downstream, stop):
+                task.cancel()
+            await asyncio.gather(upstream, downstream, stop, return_exceptions=True)
+        finally:
+            await server.close()
+
+
+async def _forward(
+    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> None:
+    async for frame in source:
+        if frame.type != WSMsgType.TEXT:
+            return  # the protocol is JSON text; anything else ends the relay
+        await target.send_str(frame.data)

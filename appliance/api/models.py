@@ -1,0 +1,328 @@
+"""Request and response bodies of the REST API. The handlers validate and serialise with
+these models and the OpenAPI document is generated from them, so the two cannot drift."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from appliance.calls.settings import (
+    MAX_IDLE_TIMEOUT,
+    MIN_IDLE_TIMEOUT,
+    AudioMode,
+    AvatarMode,
+    CallSettings,
+    DisplayMode,
+)
+from appliance.signaling.messages import SessionId, Uid
+
+SESSION_STATES = ("idle", "ringing", "connecting", "active", "ending")
+RECORDING_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,190}\.mkv$"
+BLUETOOTH_ADDRESS = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused and nothing is coerced (``1`` is not
+    ``true``), so what the schema says is exactly what is accepted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+class ErrorDetail(Reply):
+    code: str = Field(description="stable, for programs: no-active-session, invalid-field, ...")
+    message: str = Field(description="for people")
+    field: str | None = Field(None, description="the request field at fault, if any")
+
+
+class ErrorBody(Reply):
+    error: ErrorDetail
+
+
+# --- health ----------------------------------------------------------------------------
+
+HardwareState = Literal["real", "fake", "disabled", "missing"]
+
+
+class KitInfo(Reply):
+    uid: str
+    name: str
+
+
+class SessionServerInfo(Reply):
+    url: str
+    embedded: bool
+    connected: bool
+
+
+class Health(Reply):
+    ok: bool
+    version: str
+    kit: KitInfo
+    state: Literal["idle", "ringing", "connecting", "active", "ending"]
+    hardware: dict[str, HardwareState] = Field(
+        description="per device kind: real, fake, disabled, or missing (chosen but not there)"
+    )
+    session_server: SessionServerInfo
+
+
+# --- the session -----------------------------------------------------------------------
+
+
+class User(Reply):
+    uid: str
+    name: str
+    avatar: str | None = None
+    audio_muted: bool = False
+    video_paused: bool = False
+    audio_only: bool = False
+
+
+class LocalState(Reply):
+    audio_muted: bool
+    video_paused: bool
+    audio_mode: AudioMode | None
+    recording: bool
+    pip: bool
+    display_mode: DisplayMode
+    audio_only: bool
+
+
+class CallUser(Reply):
+    uid: str
+    name: str
+
+
+class Call(Reply):
+    session_id: str
+    initiator: CallUser
+    receiver: CallUser
+    call_type: Literal["audio", "video"]
+    status: Literal["initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"]
+    initiated_at: float
+    joined_at: float | None = None
+    ended_at: float | None = None
+
+
+class SessionView(Reply):
+    state: Literal["idle", "ringing", "connecting", "active", "ending"]
+    session_id: str | None
+    participants: list[User] = Field(description="this kit first, then the others")
+    local: LocalState | None
+    call: Call | None = Field(description="the ringing flow's call, if any")
+    audio_modes: list[AudioMode] = Field(description="the audio routes available now")
+    audio_mode: AudioMode | None
+
+
+def _settings_model() -> type[BaseModel]:
+    """The builder's settings without ``set_`` as a model, derived from CallSettings so a new
+    setting appears in the API by itself. CallSettings.from_dict has the last word."""
+    hints = typing.get_type_hints(CallSettings)
+    skip = {"view", "call_token", "delegate"}
+    specs: dict[str, Any] = {}
+    for f in fields(CallSettings):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        extra: dict[str, Any] = {}
+        if f.name == "idle_timeout_period":
+            extra = {"ge": MIN_IDLE_TIMEOUT, "le": MAX_IDLE_TIMEOUT}
+        if hint in (DisplayMode, AvatarMode):
+            hint = Literal[tuple(m.value for m in hint)]
+        if f.name == "default_audio_mode":
+            hint = AudioMode | None
+        # Omitted means "the kit's default"; only default_audio_mode takes null as a value.
+        specs[f.name] = (hint, Field(None, description=f"set_{f.name}", **extra))
+    model: type[BaseModel] = create_model(
+        "SessionSettings",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        __doc__="Call settings: CallSettingsBuilder's setters without set_; omitted ones "
+        "take the kit's defaults ([calls] default_settings), then the seed's.",
+        **specs,
+    )
+    return model
+
+
+SessionSettings = _settings_model()
+
+
+class StartSession(Body):
+    session_id: SessionId | None = Field(
+        None, description="the session to start or join; a new one when omitted"
+    )
+    settings: SessionSettings = Field(default_factory=SessionSettings)  # type: ignore[valid-type]
+
+
+class MuteAudio(Body):
+    muted: bool
+
+
+class PauseVideo(Body):
+    paused: bool
+
+
+class SetAudioMode(Body):
+    mode: AudioMode
+
+
+class SetPip(Body):
+    enabled: bool
+
+
+class SetRecording(Body):
+    recording: bool
+
+
+# --- ringing ---------------------------------------------------------------------------
+
+
+class PlaceCall(Body):
+    receiver: Uid
+    type: Literal["audio", "video"] = "video"
+
+
+class CallList(Reply):
+    calls: list[Call]
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class EventMessage(Reply):
+    """One frame of the events WebSocket (CallEvent.to_json())."""
+
+    event: str = Field(description="onUserJoined, onUserMuted, onIncomingCallReceived, ...")
+    data: dict[str, Any]
+    ts: float
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+class NewToken(Reply):
+    token: str = Field(description="shown once; only its hash is kept")
+
+
+# --- config ----------------------------------------------------------------------------
+
+Applies = Literal["now", "next-call", "restart"]
+
+
+class ConfigChange(Reply):
+    field: str
+    applies: Applies = Field(
+        description="now; on the next call (devices opened per call); or after a restart"
+    )
+
+
+# --- recordings, call log --------------------------------------------------------------
+
+
+class Recording(Reply):
+    name: str
+    size: int
+    modified: float
+    recording: bool = Field(description="still being written")
+    url: str
+
+
+class RecordingList(Reply):
+    recordings: list[Recording]
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+class CameraView(Reply):
+    id: str
+    name: str
+    output: Literal["frames", "h264"]
+    current: bool
+
+
+class CameraList(Reply):
+    cameras: list[CameraView]
+
+
+class AudioRoutes(Reply):
+    available: list[AudioMode]
+    current: AudioMode | None
+
+
+class BluetoothDeviceView(Reply):
+    address: str
+    name: str
+    paired: bool
+    connected: bool
+    audio: bool
+
+
+class BluetoothList(Reply):
+    available: bool = Field(description="whether the kit has a Bluetooth manager")
+    devices: list[BluetoothDeviceView]
+
+
+# --- display ---------------------------------------------------------------------------
+
+
+class SetDisplayMode(Body):
+    mode: Literal["default", "single", "spotlight"]
+
+
+class SelectTile(Body):
+    uid: str | None = Field(max_length=64, description="the participant to feature; null: none")
+
+
+class MoveTile(Body):
+    uid: str = Field(min_length=1, max_length=64)
+    x: int = Field(ge=0, le=7680, description="screen pixels")
+    y: int = Field(ge=0, le=4320, description="screen pixels")
+
+
+class Done(Reply):
+    ok: bool = True
+
+
+# --- invites and guests ----------------------------------------------------------------
+
+
+class CreateInvite(Body):
+    session_id: SessionId | None = Field(
+        None, description="the session to invite to; the kit's current one when omitted"
+    )
+    ttl: int = Field(3600, ge=60, le=7 * 24 * 3600, description="seconds the link works")
+    uses: int = Field(1, ge=1, le=50, description="how many people may join with it")
+
+
+class Invite(Reply):
+    code: str
+    url: str = Field(description="the join page, relative to this API's origin")
+    session_id: str
+    expires_at: float
+    uses_left: int
+
+
+class Redeem(Body):
+    code: str = Field(min_length=8, max_length=128)
+    name: str = Field("Guest", min_length=1, max_length=64)
+
+
+class GuestPass(Reply):
+    """What a browser needs to join: the same auth and call tokens a kit uses."""
+
+    uid: str
+    name: str
+    auth_token: str
+    call_token: str
+    session_id: str
+    kit: KitInfo
+    signaling: str = Field(description="WebSocket path of the signaling proxy on this origin")

@@ -1,0 +1,158 @@
+"""``ApiServer``: the REST API, the events WebSocket and the web pages on one aiohttp app
+inside the daemon, listening where ``[api] listen`` says (loopback by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from appliance.api import models as m
+from appliance.api import openapi
+from appliance.api.auth import TokenStore
+from appliance.api.config_api import ConfigApi
+from appliance.api.context import ApiContext, Screen
+from appliance.api.devices import DevicesApi
+from appliance.api.display import DisplayApi
+from appliance.api.guests import GuestsApi
+from appliance.api.pages import Pages
+from appliance.api.records import RecordsApi
+from appliance.api.routing import MAX_BODY_BYTES, Endpoint, Raw, bind, json_errors
+from appliance.api.session import SessionApi
+from appliance.calls import Calls
+from appliance.config import Config, split_hostport
+from appliance.kit import KitController
+from appliance.server import SessionServer
+from hal.registry import Hardware
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 3.0
+
+
+class EndpointGroup(Protocol):
+    def endpoints(self) -> list[Endpoint]: ...
+
+
+class ApiServer:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        calls: Calls,
+        kit: KitController,
+        hardware: Hardware,
+        auth_token: str,
+        server_url: str,
+        session_server: SessionServer | None = None,
+        screen: Screen | None = None,
+        base_layer: dict[str, Any] | None = None,
+    ) -> None:
+        self.tokens = TokenStore(config.state_dir, config.api.token)
+        self.context = ApiContext(
+            config=config,
+            calls=calls,
+            kit=kit,
+            hardware=hardware,
+            auth_token=auth_token,
+            server_url=server_url,
+            tokens=self.tokens,
+            session_server=session_server,
+            screen=screen,
+            base_layer=base_layer if base_layer is not None else config.model_dump(),
+        )
+        self._closing = asyncio.Event()
+        self.session = SessionApi(self.context, self._closing)
+        self.guests = GuestsApi(self.context, self._closing)
+        self.records = RecordsApi(self.context)
+        self._groups: list[EndpointGroup] = [
+            self.session,
+            ConfigApi(self.context),
+            self.records,
+            DevicesApi(self.context),
+            DisplayApi(self.context, self._closing),
+            self.guests,
+        ]
+        self._pages = Pages()
+        self.endpoints: list[Endpoint] = [
+            Endpoint(
+                "GET",
+                "/api/v1/openapi.json",
+                self._openapi,
+                "This document",
+                "kit",
+                auth=False,
+                raw=Raw("application/json", {"type": "object"}),
+            ),
+            Endpoint(
+                "POST",
+                "/api/v1/token/rotate",
+                self._rotate,
+                "Replace the API token; the old one stops working at once",
+                "kit",
+                reply=m.NewToken,
+                errors={409: "The token is fixed in the config file"},
+            ),
+        ]
+        for group in self._groups:
+            self.endpoints += group.endpoints()
+        self.document = openapi.build(self.endpoints, extra_models=(m.EventMessage,))
+        self.app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+        self.app.add_routes([bind(e, self.tokens) for e in self.endpoints])
+        self.app.add_routes(self._pages.routes())
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    @property
+    def screen(self) -> Screen | None:
+        return self.context.screen
+
+    @screen.setter
+    def screen(self, screen: Screen | None) -> None:
+        self.context.screen = screen
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the API is not running")
+        return self._url
+
+    async def start(self) -> None:
+        """Load (or make) the token and listen. Raises OSError if the address is taken."""
+        if self._runner is not None:
+            return
+        await self.tokens.load()
+        await self._pages.load()
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        host, port = split_hostport(self.context.config.api.listen)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        self._url = f"http://{f'[{shown}]' if ':' in shown else shown}:{bound[1]}"
+        where = "the LAN" if host not in ("127.0.0.1", "::1", "localhost") else "loopback only"
+        log.info("REST API and web pages on %s (%s)", self._url, where)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._closing.set()  # long-lived streams and sockets end now
+        await self.session.close()
+        await self.guests.close()
+        await runner.cleanup()
+        await self.records.close()
+        self._url = None
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self.document)
+
+    async def _rotate(self, request: web.Request) -> m.NewToken:
+        return m.NewToken(token=await self.tokens.rotate())
