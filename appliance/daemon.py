@@ -8,7 +8,9 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
+from appliance.api import ApiServer
 from appliance.calls import Calls, MediaOptions
 from appliance.config import Config
 from appliance.kit import KitController
@@ -28,12 +30,15 @@ class DaemonError(Exception):
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, base_layer: dict[str, Any] | None = None) -> None:
         self.config = config
+        # The config below the REST overrides (the file's data), for PATCH /api/v1/config.
+        self._base_layer = base_layer
         self.server: SessionServer | None = None
         self.hardware: Hardware | None = None
         self.calls: Calls | None = None
         self.kit: KitController | None = None
+        self.api: ApiServer | None = None
         self._stop = asyncio.Event()
         # systemd notifications and the watchdog; ``supervisor.watch(task)`` makes a
         # background task's crash stop the daemon with a non-zero exit.
@@ -76,6 +81,18 @@ class Daemon:
             buttons=self.hardware.buttons,
         )
         self.kit.start()
+        self.api = ApiServer(
+            config,
+            calls=self.calls,
+            kit=self.kit,
+            hardware=self.hardware,
+            auth_token=auth_token,
+            server_url=self.server.url if self.server else config.server.url,
+            session_server=self.server,
+            screen=getattr(self, "compositor", None),
+            base_layer=self._base_layer,
+        )
+        await self.api.start()
         log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
 
     async def _auth_token(self) -> str:
@@ -141,6 +158,8 @@ class Daemon:
         supervisor.raise_if_failed()
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()  # first: no request may act on what is closing below
         if self.kit is not None:
             await self.kit.close()
         if self.calls is not None:
