@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__
 from appliance.config import Config, ConfigError, load
@@ -37,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        config, _ = load(args.config)
+        config, file_layer = load(args.config)
     except ConfigError as err:
         print(f"callbox: bad config: {err}", file=sys.stderr)
         return 2
     try:
         if args.command == "run":
-            return asyncio.run(_run(config))
+            return asyncio.run(_run(config, file_layer))
         if args.command == "server":
             return asyncio.run(_server(config))
         return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
@@ -51,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _run(config: Config) -> int:
+async def _run(config: Config, file_layer: dict[str, Any]) -> int:
     from appliance.calls import CallsError
     from appliance.daemon import Daemon, DaemonError
     from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 
     try:
-        await Daemon(config).run()
+        await Daemon(config, base_layer=file_layer).run()
     except BackgroundTaskFailed as err:  # already logged with its traceback
         logging.getLogger("callbox").error("stopped: %s", err)
         return 1
