@@ -25,6 +25,8 @@ class CameraConfig(DeviceConfig):
     devices: list[str] = Field(default_factory=list)  # empty: every camera found
     # The fake camera's background colour ("#rrggbb"); default: derived from the kit's uid.
     fake_colour: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    # What the fake cameras give: frames, or H.264 packets like a Pi 4's hardware encoder.
+    fake_output: Literal["frames", "h264"] = "frames"
 
 
 class AudioConfig(DeviceConfig):

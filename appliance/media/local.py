@@ -1,8 +1,11 @@
 """The kit's own camera and microphone during a session.
 
 One pump task per device reads it (a device is read once, whoever consumes it) and feeds:
-the self view, taps (recorder, level meter), and one PushTrack per kind, which MediaRelay
-shares among every peer connection. A paused camera is closed, not just hidden.
+the self view, taps (recorder, level meter), and the peers: audio through one PushTrack that
+MediaRelay shares, video through one OutgoingVideo per peer, which picks the camera's own
+H.264 packets or frames for that peer's codec. A camera with a hardware encoder also streams
+small frames (``read_preview``) for the self view and for peers that cannot take H.264.
+A paused camera is closed, not just hidden.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from aiortc.contrib.media import MediaRelay
 
 from appliance.calls.settings import View
 from appliance.media.levels import LevelMeter
+from appliance.media.outgoing import OutgoingVideo
 from appliance.media.tracks import PushTrack
 from hal.audio.base import SAMPLE_RATE, AudioError, Microphone, Pcm
-from hal.camera.base import Camera, CameraError, CameraInfo, VideoFormat
+from hal.camera.base import Camera, CameraError, CameraInfo, EncodingCamera, VideoFormat
 from hal.errors import HardwareError
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,8 @@ class LocalMedia:
         self._on_camera_change = on_camera_change
         self._relay = MediaRelay()
         self._audio_source = PushTrack("audio", queue_size=10)
-        self._video_source = PushTrack("video", queue_size=2)
+        self._video_tracks: list[OutgoingVideo] = []
+        self._camera_packets = False  # the open camera gives H.264 packets
         self._proxies: list[MediaStreamTrack] = []
         self._audio_taps: list[AudioTap] = []
         self._audio_task: asyncio.Task[None] | None = None
@@ -93,8 +98,10 @@ class LocalMedia:
         self._audio_task = self._video_task = None
         for proxy in self._proxies:
             proxy.stop()
+        for track in self._video_tracks:
+            track.stop()
+        self._video_tracks.clear()
         self._audio_source.stop()
-        self._video_source.stop()
         if self._view is not None:
             self._view.forget(LOCAL)
 
@@ -105,10 +112,27 @@ class LocalMedia:
         self._proxies.append(proxy)
         return proxy
 
-    def video_track(self) -> MediaStreamTrack:
-        proxy = self._relay.subscribe(self._video_source, buffered=False)
-        self._proxies.append(proxy)
-        return proxy
+    def video_track(self) -> OutgoingVideo:
+        """A new peer's video: the peer tells it the negotiated codec (``use_codec``) and
+        passes on key frame requests (``keyframe_requested``)."""
+        self._video_tracks = [t for t in self._video_tracks if t.readyState == "live"]
+        track = OutgoingVideo(self.request_keyframe)
+        track.set_camera_packets(self._camera_packets)
+        self._video_tracks.append(track)
+        return track
+
+    @property
+    def prefers_h264(self) -> bool:
+        """A camera here encodes H.264 itself: peers should negotiate H.264 to get it as is."""
+        return any(camera.info.output == "h264" for camera in self._cameras)
+
+    def request_keyframe(self) -> None:
+        """Ask the camera in use for a key frame (a peer lost the picture, or a peer starts
+        taking its packets)."""
+        if self._cameras and self._video_task is not None:
+            camera = self._cameras[self._camera_index]
+            if camera.is_open:
+                camera.request_keyframe()
 
     def add_audio_tap(self, tap: AudioTap) -> Callable[[], None]:
         self._audio_taps.append(tap)
@@ -174,24 +198,32 @@ class LocalMedia:
         """Reads the camera until cancelled; ``started`` resolves once it is open or has
         failed (the pump then keeps retrying in the background)."""
         camera = self._cameras[self._camera_index]
+        preview: asyncio.Task[None] | None = None
         try:
             while True:
                 try:
                     await camera.open(self._fmt)
+                    self._set_camera_packets(camera.info.output == "h264")
+                    if self._camera_packets:
+                        if not isinstance(camera, EncodingCamera):
+                            raise CameraError("camera", f"{camera.info.id} has no preview frames")
+                        preview = asyncio.create_task(self._preview_pump(camera), name="preview")
                     if not started.done():
                         started.set_result(None)
                     self._camera_state(True)
                     while True:
-                        frame = await camera.read()
-                        frame.pts = self._now(90_000)
-                        frame.time_base = VIDEO_TIME_BASE
-                        if isinstance(frame, av.VideoFrame):
-                            self.latest_frames[LOCAL] = frame
-                            if self._view is not None:
-                                self._view.show_video(LOCAL, frame)
-                        self._video_source.push(frame)
+                        item = await camera.read()
+                        item.pts = self._now(90_000)
+                        item.time_base = VIDEO_TIME_BASE
+                        if isinstance(item, av.VideoFrame):
+                            self._frame_out(item)
+                        else:
+                            for track in self._video_tracks:
+                                track.push_packet(item)
                         self.video_frames_sent += 1
                 except CameraError as err:
+                    await _cancelled(preview)
+                    preview = None
                     if self.camera_ok:
                         self._warn("camera-failed", "camera", err.message)
                     self._camera_state(False)
@@ -203,8 +235,30 @@ class LocalMedia:
                         started.set_result(None)
                     await asyncio.sleep(RETRY_SECONDS)
         finally:
+            await _cancelled(preview)
             with contextlib.suppress(HardwareError):
                 await camera.close()
+
+    async def _preview_pump(self, camera: EncodingCamera) -> None:
+        """The small frames an encoding camera streams beside its packets."""
+        with contextlib.suppress(CameraError):  # the packet pump sees the failure too
+            while True:
+                frame = await camera.read_preview()
+                frame.pts = self._now(90_000)
+                frame.time_base = VIDEO_TIME_BASE
+                self._frame_out(frame)
+
+    def _frame_out(self, frame: av.VideoFrame) -> None:
+        self.latest_frames[LOCAL] = frame
+        if self._view is not None:
+            self._view.show_video(LOCAL, frame)
+        for track in self._video_tracks:
+            track.push_frame(frame)
+
+    def _set_camera_packets(self, packets: bool) -> None:
+        self._camera_packets = packets
+        for track in self._video_tracks:
+            track.set_camera_packets(packets)
 
     def _camera_state(self, ok: bool) -> None:
         if ok != self.camera_ok:
@@ -244,6 +298,14 @@ class LocalMedia:
         finally:
             with contextlib.suppress(HardwareError):
                 await microphone.close()
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait for it to end."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _audio_frame(pcm: Pcm, pts: int) -> av.AudioFrame:

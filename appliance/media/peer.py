@@ -3,6 +3,11 @@
 For each pair of kits the newcomer offers and the one already there answers; later
 renegotiations (audio call upgraded to video) come from the same side, so two offers
 never cross.
+
+When the kit's camera encodes H.264 itself, H.264 goes first in the codec preferences, so
+any peer that can take it gets the camera's packets as they are; a peer that cannot ends up
+on VP8 and gets frames. Each video sender tells its OutgoingVideo the codec it started with,
+and passes PLI/FIR on to it, since aiortc only forwards those to its own encoder.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -19,9 +25,10 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from appliance.media.local import LocalMedia
+from appliance.media.outgoing import OutgoingVideo
 from appliance.signaling.messages import Candidate, Description
 
 log = logging.getLogger(__name__)
@@ -95,17 +102,24 @@ class Peer:
     # --- negotiation ---------------------------------------------------------------------
 
     def _add_video(self) -> None:
-        transceiver = self.pc.addTransceiver(self._local.video_track(), direction="sendrecv")
+        track = self._local.video_track()
+        transceiver = self.pc.addTransceiver(track, direction="sendrecv")
         self._prefer_codec(transceiver)
+        _follow_sender(transceiver.sender, track)
 
     def _prefer_codec(self, transceiver: object) -> None:
-        if not self._video_codec:
-            return
-        wanted = f"video/{self._video_codec}".lower()
         codecs = RTCRtpSender.getCapabilities("video").codecs
-        preferred = [c for c in codecs if c.mimeType.lower() == wanted]
-        # Keep retransmission (rtx) for the chosen codec: NACK recovery needs it.
+        # Keep retransmission (rtx) for the chosen codecs: NACK recovery needs it.
         rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+        if self._video_codec:
+            wanted = f"video/{self._video_codec}".lower()
+            preferred = [c for c in codecs if c.mimeType.lower() == wanted]
+        elif self._local.prefers_h264:
+            h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
+            others = [c for c in codecs if c not in h264 and c not in rtx]
+            preferred = h264 + others
+        else:
+            return
         transceiver.setCodecPreferences(preferred + rtx)  # type: ignore[attr-defined]
 
     async def _offer(self) -> None:
@@ -114,6 +128,8 @@ class Peer:
 
     async def _on_description(self, description: Description) -> None:
         remote = RTCSessionDescription(sdp=description.sdp, type=description.type)
+        if description.type == "offer":
+            self._prepare_video_for(description.sdp)
         await self.pc.setRemoteDescription(remote)
         if description.type != "offer":
             return
@@ -123,12 +139,49 @@ class Peer:
             if transceiver.kind == "audio":
                 transceiver.sender.replaceTrack(self._local.audio_track())
             elif transceiver.kind == "video":
-                transceiver.sender.replaceTrack(self._local.video_track())
+                track = self._local.video_track()
+                transceiver.sender.replaceTrack(track)
                 self._prefer_codec(transceiver)
+                _follow_sender(transceiver.sender, track)
             transceiver.direction = "sendrecv"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self._send_local_description()
 
+    def _prepare_video_for(self, offer: str) -> None:
+        """Add our video transceiver for each new video line of an offer before applying it:
+        aiortc picks the answer's codecs when the offer is applied, by the preferences of
+        the transceiver it pairs with the line, and a transceiver it creates has none."""
+        transceivers = self.pc.getTransceivers()
+        known = {t.mid for t in transceivers if t.mid is not None}
+        unpaired = sum(1 for t in transceivers if t.kind == "video" and t.mid is None)
+        for media in SessionDescription.parse(offer).media:
+            if media.kind != "video" or media.rtp.muxId in known:
+                continue
+            if unpaired:
+                unpaired -= 1
+            else:
+                self._add_video()
+
     async def _send_local_description(self) -> None:
         local = self.pc.localDescription
         await self._send(Description(type=local.type, sdp=local.sdp), None)
+
+
+def _follow_sender(sender: Any, track: OutgoingVideo) -> None:
+    """Tell ``track`` the codec ``sender`` starts with (the first of the negotiated codecs,
+    which aiortc's sender uses), and every key frame request (PLI/FIR) the peer sends.
+    aiortc answers those by flagging its own encoder, which pre-encoded packets bypass."""
+    start = sender.send
+    send_keyframe = sender._send_keyframe
+
+    async def send(parameters: Any) -> None:
+        if parameters.codecs:
+            track.use_codec(parameters.codecs[0].mimeType)
+        await start(parameters)
+
+    def keyframe_requested() -> None:
+        send_keyframe()
+        track.keyframe_requested()
+
+    sender.send = send
+    sender._send_keyframe = keyframe_requested

@@ -49,3 +49,13 @@ class Camera(Protocol):
 
     async def close(self) -> None:
         """Release the sensor. Safe to call twice."""
+
+
+@runtime_checkable
+class EncodingCamera(Camera, Protocol):
+    """A camera whose ``read()`` gives H.264 packets (``info.output == "h264"``). Beside the
+    encoder it streams small frames (the Pi's "lores" stream) for the self view and for peers
+    that cannot take H.264; ``read_preview`` returns them while the camera is open."""
+
+    async def read_preview(self) -> av.VideoFrame:
+        """The next small yuv420p frame. Raises CameraError if the camera fails or closes."""

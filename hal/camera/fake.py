@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
+from typing import Any
 
 import av
 
 from hal.camera.base import CameraError, CameraInfo, VideoFormat
+from hal.camera.h264 import PiStyleH264Encoder, preview_size
 from hal.camera.pattern import MAX_SIZE, MIN_SIZE, Colour, TestPattern, kit_colour, parse_colour
 from hal.config import HalConfig
 from hal.errors import HardwareError
+from hal.handoff import Handoff
 from hal.kit import KitIdentity
 from hal.pacing import Pacer
 
@@ -23,12 +26,26 @@ class FakeCamera:
     that falls a whole frame behind loses frames, as with a real sensor, which shows as a gap
     in the counter the pattern carries (``read_pattern``).
 
+    With ``info.output == "h264"`` it behaves like a Pi 4 camera with its hardware encoder:
+    ``read()`` returns H.264 ``av.Packet``s (``PiStyleH264Encoder``: baseline, SPS/PPS on
+    every key frame, a key frame every ``keyframe_interval`` frames or when requested) and
+    ``read_preview()`` the same pictures as small frames.
+
     Scripting: ``fail()`` makes the camera vanish (the next ``read()`` raises CameraError and
     ``open()`` does too) until ``restore()``. Records: ``opens`` (formats), ``closes``,
     ``frames_produced``, ``dropped_frames``, ``keyframe_requests``."""
 
-    def __init__(self, info: CameraInfo, *, index: int, colour: Colour, kit_name: str) -> None:
+    def __init__(
+        self,
+        info: CameraInfo,
+        *,
+        index: int,
+        colour: Colour,
+        kit_name: str,
+        keyframe_interval: int = 60,
+    ) -> None:
         self._info = info
+        self.keyframe_interval = keyframe_interval
         self.index = index
         self.colour = colour
         self.label = f"{kit_name} · {info.name}"
@@ -40,6 +57,8 @@ class FakeCamera:
         self._format: VideoFormat | None = None
         self._pattern: TestPattern | None = None
         self._pacer: Pacer | None = None
+        self._encoder: PiStyleH264Encoder | None = None
+        self._preview: Handoff[av.VideoFrame] | None = None
 
     @property
     def info(self) -> CameraInfo:
@@ -75,7 +94,7 @@ class FakeCamera:
             raise self._error(f"unsupported size {fmt.width}x{fmt.height}")
         if not 1 <= fmt.fps <= 60:
             raise self._error(f"unsupported frame rate {fmt.fps}")
-        # Font rendering takes milliseconds: keep it off the loop.
+        # Font rendering and encoder set-up take milliseconds: keep them off the loop.
         pattern = await asyncio.to_thread(
             TestPattern,
             width,
@@ -84,7 +103,17 @@ class FakeCamera:
             label=self.label,
             camera_index=self.index,
         )
+        if self._info.output == "h264":
+            self._encoder = await asyncio.to_thread(
+                PiStyleH264Encoder,
+                width,
+                height,
+                fmt.fps,
+                keyframe_interval=self.keyframe_interval,
+            )
+            self._preview = Handoff(2)
         if self._failed:
+            self._release()
             raise self._error("camera is gone")
         self._format = VideoFormat(width, height, fmt.fps)
         self._pacer = Pacer(1 / fmt.fps)
@@ -92,7 +121,33 @@ class FakeCamera:
         self._pattern = pattern
         self.opens.append(self._format)
 
-    async def read(self) -> av.VideoFrame:
+    async def read(self) -> av.VideoFrame | av.Packet[Any]:
+        while True:
+            frame = await self._next_frame()
+            encoder, preview = self._encoder, self._preview
+            if encoder is None or preview is None:
+                return frame
+            small = frame.reformat(*preview_size(frame.width, frame.height), format="yuv420p")
+            small.pts, small.time_base = frame.pts, frame.time_base
+            preview.put(small)
+            encoded = await asyncio.to_thread(encoder.encode, frame)
+            if self._encoder is not encoder:
+                raise self._error("closed while reading")
+            if encoded:  # libx264 without look-ahead gives one access unit per frame
+                packet = av.Packet(encoded[0].data)
+                packet.is_keyframe = encoded[0].keyframe
+                packet.pts, packet.time_base = frame.pts, VIDEO_TIME_BASE
+                return packet
+
+    async def read_preview(self) -> av.VideoFrame:
+        preview = self._preview
+        if self._failed:
+            raise self._error("camera is gone")
+        if preview is None:
+            raise self._error("not open" if self._info.output == "h264" else "no preview stream")
+        return await preview.get()
+
+    async def _next_frame(self) -> av.VideoFrame:
         if self._failed:
             raise self._error("camera is gone")
         if self._pacer is None or self._format is None or not self.is_open:
@@ -111,7 +166,14 @@ class FakeCamera:
         return frame
 
     def request_keyframe(self) -> None:
-        self.keyframe_requests += 1  # frames are never encoded here: only recorded
+        self.keyframe_requests += 1
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
+
+    @property
+    def keyframes_sent(self) -> int:
+        """Key frames the H.264 mode has produced since it opened (periodic and requested)."""
+        return self._encoder.keyframes if self._encoder is not None else 0
 
     async def close(self) -> None:
         if self.is_open:
@@ -130,19 +192,27 @@ class FakeCamera:
     def _release(self) -> None:
         self._pattern = None
         self._format = None
+        self._encoder = None
+        if self._preview is not None:
+            self._preview.fail(self._error("closed"))
+            self._preview = None
 
 
 def create(config: HalConfig, kit: KitIdentity) -> list[FakeCamera]:
     """Two fake cameras, ``fake0`` and ``fake1``, in the kit's colour (or the configured one),
-    limited to ``camera.devices`` when that names any."""
+    giving frames or H.264 packets (``camera.fake_output``), limited to ``camera.devices``
+    when that names any."""
     settings = config.camera
     colour = parse_colour(settings.fake_colour) if settings.fake_colour else kit_colour(kit.uid)
     cameras = [
         FakeCamera(
-            CameraInfo(id=f"fake{index}", name=f"Fake camera {index + 1}"),
+            CameraInfo(
+                id=f"fake{index}", name=f"Fake camera {index + 1}", output=settings.fake_output
+            ),
             index=index,
             colour=colour,
             kit_name=kit.name,
+            keyframe_interval=settings.keyframe_interval,
         )
         for index in range(FAKE_CAMERA_COUNT)
     ]

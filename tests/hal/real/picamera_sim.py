@@ -1,0 +1,226 @@
+"""A stand-in for picamera2 that streams like a Pi: a numbered test pattern through the
+camera's post_callback (YUV420 buffers with padded rows, as libcamera lays them out) and,
+when recording, H.264 from ``PiStyleH264Encoder`` into the encoder's Output on the encoder's
+own thread, as the Pi 4's V4L2 encoder does. Only the hardware is simulated: the driver's
+threads, hand-offs, buffer conversion and packet path run for real."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from hal.camera.h264 import PiStyleH264Encoder
+from hal.camera.pattern import TestPattern
+from hal.camera.real import Picamera2Library
+
+STRIDE_ALIGN = 64  # libcamera pads rows; the driver must drop the padding
+
+
+def aligned(value: int) -> int:
+    return -(-value // STRIDE_ALIGN) * STRIDE_ALIGN
+
+
+class SimOutput:
+    """picamera2.outputs.Output's interface, as the encoder calls it."""
+
+    def __init__(self) -> None:
+        self.recording = False
+
+    def start(self) -> None:
+        self.recording = True
+
+    def stop(self) -> None:
+        self.recording = False
+
+    def outputframe(
+        self,
+        frame: Any,
+        keyframe: bool = True,
+        timestamp: Any = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
+        raise NotImplementedError
+
+
+class SimEncoder:
+    """picamera2.encoders.H264Encoder's constructor; encodes with libx264 like the Pi."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.codec: PiStyleH264Encoder | None = None
+        self.forced = 0
+
+    def force_keyframe(self) -> None:
+        self.forced += 1
+        if self.codec is not None:
+            self.codec.request_keyframe()
+
+
+class SimRequest:
+    def __init__(self, buffers: dict[str, np.ndarray]) -> None:
+        self._buffers = buffers
+
+    def make_array(self, name: str) -> np.ndarray:
+        return self._buffers[name].copy()
+
+
+class SimPicamera2:
+    """Subclassed per test by ``sim_library``, so the class-level records are per test."""
+
+    cameras: list[dict[str, Any]]
+    instances: list[SimPicamera2]
+    in_use: set[int]
+
+    @classmethod
+    def global_camera_info(cls) -> list[dict[str, Any]]:
+        return list(cls.cameras)
+
+    def __init__(self, number: int = 0) -> None:
+        if number in self.in_use:
+            raise RuntimeError(f"camera {number} is in use")
+        self.in_use.add(number)
+        self.number = number
+        self.camera_config: dict[str, Any] = {}
+        self.post_callback: Any = None
+        self.closed = False
+        self.started = False
+        self.frames = 0
+        self._thread: threading.Thread | None = None
+        self._running = threading.Event()
+        self._encoder: SimEncoder | None = None
+        self._output: Any = None
+        self.instances.append(self)
+
+    def create_video_configuration(self, **config: Any) -> dict[str, Any]:
+        return {"use_case": "video", **config}
+
+    def align_configuration(self, config: dict[str, Any]) -> None:
+        pass
+
+    def configure(self, config: dict[str, Any]) -> None:
+        fps = config["controls"]["FrameRate"]
+        self.camera_config = {"controls": {"FrameRate": fps}}
+        for stream in ("main", "lores"):
+            if config.get(stream):
+                width, height = config[stream]["size"]
+                self.camera_config[stream] = {
+                    "size": (width, height),
+                    "stride": aligned(width),
+                    "format": "YUV420",
+                }
+
+    def start(self) -> None:
+        self._begin()
+
+    def start_recording(self, encoder: SimEncoder, output: Any) -> None:
+        width, height = self.camera_config["main"]["size"]
+        encoder.codec = PiStyleH264Encoder(
+            width,
+            height,
+            self.camera_config["controls"]["FrameRate"],
+            keyframe_interval=encoder.kwargs["iperiod"],
+        )
+        self._encoder, self._output = encoder, output
+        output.start()
+        self._begin()
+
+    def _begin(self) -> None:
+        self.started = True
+        self._running.set()
+        self._thread = threading.Thread(target=self._stream, daemon=True)
+        self._thread.start()
+
+    def _stream(self) -> None:
+        fps = self.camera_config["controls"]["FrameRate"]
+        patterns = {
+            stream: TestPattern(
+                *self.camera_config[stream]["size"],
+                colour=(40, 120, 200),
+                label="sim",
+                camera_index=self.number,
+            )
+            for stream in ("main", "lores")
+            if stream in self.camera_config
+        }
+        start = time.monotonic()
+        while self._running.is_set():
+            buffers = {
+                stream: self._strided(stream, pattern) for stream, pattern in patterns.items()
+            }
+            if self.post_callback is not None:
+                self.post_callback(SimRequest(buffers))
+            if self._encoder is not None and self._encoder.codec is not None:
+                frame = patterns["main"].frame(self.frames)
+                for unit in self._encoder.codec.encode(frame):
+                    self._output.outputframe(
+                        unit.data, unit.keyframe, self.frames * 1_000_000 // fps
+                    )
+            self.frames += 1
+            time.sleep(max(0.0, start + self.frames / fps - time.monotonic()))
+
+    def _strided(self, stream: str, pattern: TestPattern) -> np.ndarray:
+        width, height = self.camera_config[stream]["size"]
+        stride = aligned(width)
+        buffer = np.full(stride * height * 3 // 2, 7, np.uint8)  # padding: junk
+        luma = buffer[: stride * height].reshape(height, stride)[:, :width]
+        chroma = stride // 2 * height // 2
+        u = buffer[stride * height : stride * height + chroma].reshape(height // 2, stride // 2)
+        v = buffer[stride * height + chroma :].reshape(height // 2, stride // 2)
+        pattern.draw(self.frames, luma, u[:, : width // 2], v[:, : width // 2])
+        return buffer.reshape(height * 3 // 2, stride)
+
+    def _halt(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join()
+        self.started = False
+
+    def stop(self) -> None:
+        self._halt()
+
+    def stop_recording(self) -> None:
+        self._halt()
+        if self._output is not None:
+            self._output.stop()
+        self._encoder = None
+
+    def close(self) -> None:
+        self._halt()
+        self.closed = True
+        self.in_use.discard(self.number)
+
+
+CSI_CAMERAS = [
+    {
+        "Model": "imx708",
+        "Location": 2,
+        "Rotation": 180,
+        "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a",
+        "Num": 0,
+    },
+    {
+        "Model": "imx219",
+        "Location": 2,
+        "Rotation": 0,
+        "Id": "/base/soc/i2c0mux/i2c@0/imx219@10",
+        "Num": 1,
+    },
+]
+
+
+def sim_library(cameras: list[dict[str, Any]] | None = None) -> Picamera2Library:
+    class Sim(SimPicamera2):
+        pass
+
+    Sim.cameras = list(CSI_CAMERAS if cameras is None else cameras)
+    Sim.instances = []
+    Sim.in_use = set()
+    return Picamera2Library(Sim, SimEncoder, SimOutput)
+
+
+def force_sim_keyframe(encoder: Any) -> None:
+    encoder.force_keyframe()
