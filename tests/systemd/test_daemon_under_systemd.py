@@ -88,6 +88,8 @@ name = "Lobby"
 [server]
 listen = "127.0.0.1:0"
 admin_key = "{admin_key}"
+[api]
+listen = "127.0.0.1:0"
 [calls]
 auto_answer = true
 [hal]

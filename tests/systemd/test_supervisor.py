@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,10 +42,11 @@ async def test_a_blocked_event_loop_stops_the_pings(caplog: pytest.LogCaptureFix
         assert len(notify.with_line("WATCHDOG=1")) == count  # closed: no more pings
 
 
-def kit_config(tmp: Path) -> dict[str, object]:
+def kit_config(tmp: Path) -> dict[str, Any]:
     return {
         "kit": {"uid": "lobby", "name": "Lobby"},
         "server": {"listen": "127.0.0.1:0"},
+        "api": {"listen": "127.0.0.1:0"},
         "hal": {"backend": "fake", "camera": {"width": 320, "height": 240, "fps": 15}},
         "paths": {"state": str(tmp / "state")},
     }
@@ -67,10 +69,11 @@ async def test_a_crashed_background_task_stops_cleanly_and_exits_1(
         self.supervisor.watch(asyncio.create_task(broken(), name="leds"))
 
     monkeypatch.setattr(Daemon, "start", crash_after_start)
+    config = kit_config(tmp_path)
     async with listening(f"@callbox-test-{secrets.token_hex(6)}") as notify:
         monkeypatch.setenv("NOTIFY_SOCKET", notify.env_value)
         with caplog.at_level(logging.INFO):
-            code = await asyncio.wait_for(_run(validate(kit_config(tmp_path))), 60)
+            code = await asyncio.wait_for(_run(validate(config), config), 60)
         assert code == 1
         await notify.wait_for(lambda: bool(notify.with_line("STOPPING=1")), timeout=5)
     assert notify.with_line("READY=1")
