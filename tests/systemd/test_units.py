@@ -92,6 +92,7 @@ def test_the_appliance_unit_is_notify_watchdog_restart_and_sandboxed() -> None:
         "char-dma_heap",  # camera buffers
         "char-alsa",
         "char-drm",  # HDMI through KMS, render nodes
+        "char-fb",  # the display's framebuffer fallback
         "char-gpiochip",
         "char-input",
     }
