@@ -24,6 +24,8 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
+BODY = web.RequestKey("body", BaseModel)
+PARAMS = web.RequestKey("params", dict[str, Any])
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
 
 def body_of(request: web.Request, model: type[M]) -> M:
     """The validated body of this request (the endpoint's ``body`` model)."""
-    body = request["body"]
+    body = request[BODY]
     if not isinstance(body, model):
         raise TypeError(f"endpoint body is {type(body).__name__}, not {model.__name__}")
     return body
@@ -139,7 +141,7 @@ def body_of(request: web.Request, model: type[M]) -> M:
 
 def optional_param(request: web.Request, name: str, kind: type[T]) -> T | None:
     """A validated path or query parameter of this request; None when not given."""
-    value = request["params"].get(name)
+    value = request[PARAMS].get(name)
     if value is not None and not isinstance(value, kind):
         raise TypeError(f"parameter {name} is {type(value).__name__}")
     return value
@@ -175,9 +177,9 @@ def bind(endpoint: Endpoint, tokens: TokenStore) -> web.RouteDef:
             except ValidationError as err:
                 _, message = describe(err, spec.name)
                 raise ApiError("invalid-field", message, status=422, field=spec.name) from None
-        request["params"] = values
+        request[PARAMS] = values
         if endpoint.body is not None:
-            request["body"] = _parse_body(endpoint.body, await request.read())
+            request[BODY] = _parse_body(endpoint.body, await request.read())
         result = await endpoint.handler(request)
         if isinstance(result, web.StreamResponse):
             return result

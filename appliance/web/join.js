@@ -303,10 +303,13 @@ window.callbox = {
     const out = {};
     for (const [uid, peer] of state.peers) {
       const report = await peer.pc.getStats();
-      const entry = { connection: peer.pc.connectionState, video: null, audio: null };
+      const entry = { connection: peer.pc.connectionState, video: null, audio: null, sent: null };
       const codecs = new Map();
       report.forEach((s) => { if (s.type === "codec") codecs.set(s.id, s.mimeType); });
       report.forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          entry.sent = { codec: codecs.get(s.codecId) || null, framesEncoded: s.framesEncoded || 0 };
+        }
         if (s.type !== "inbound-rtp") return;
         const common = { packetsReceived: s.packetsReceived, codec: codecs.get(s.codecId) || null };
         if (s.kind === "video") {

@@ -1,0 +1,131 @@
+"""A person's browser joins the kit's call from an invite link: real headless Chromium with
+fake devices, the kit on fake hardware, media both ways proved with data."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from appliance.daemon import Daemon
+from hal.audio.base import Route
+from hal.audio.fake import FakeAudioOutput
+from hal.audio.pcm import dominant_frequency, rms_dbfs
+from hal.camera.pattern import colour_distance, kit_colour, read_pattern
+from tests.api.daemon import api_client, running_daemon
+from tests.browser.chromium import Page, chromium, chromium_path
+from tests.browser.media import BROWSER_TONE_HZ, write_pattern_y4m, write_tone_wav
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium (make test)"),
+]
+
+
+async def until(condition: Any, timeout: float = 30.0, what: str = "") -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = condition()
+            if value:
+                return value
+            await asyncio.sleep(0.1)
+
+
+def speaker(daemon: Daemon) -> FakeAudioOutput:
+    assert daemon.hardware is not None
+    return cast(FakeAudioOutput, daemon.hardware.outputs[Route.SPEAKER])
+
+
+def hears(daemon: Daemon, hz: float) -> bool:
+    pcm = speaker(daemon).recent(0.3)
+    return len(pcm) > 0 and abs(dominant_frequency(pcm) - hz) < 15 and rms_dbfs(pcm) > -45
+
+
+async def page_stats(page: Page, uid: str) -> dict[str, Any]:
+    stats = await page.evaluate("window.callbox.stats()")
+    return cast(dict[str, Any], stats.get(uid) or {})
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_browser_joins_from_an_invite(tmp_path: Path, codec: str) -> None:
+    camera_file, mic_file = tmp_path / "camera.y4m", tmp_path / "mic.wav"
+    await asyncio.to_thread(write_pattern_y4m, camera_file)
+    await asyncio.to_thread(write_tone_wav, mic_file)
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(
+            tmp_path / "profile",
+            f"--use-file-for-fake-video-capture={camera_file}",
+            f"--use-file-for-fake-audio-capture={mic_file}",
+        ) as browser,
+    ):
+        assert kit.calls is not None and kit.api is not None
+        # Force the codec on both sides: the kit's transceivers and the page's preferences.
+        kit.calls.options = replace(kit.calls.options, video_codec=codec)
+        await api.ok("PUT", "/session", {"session_id": f"browser-{codec.lower()}"})
+        invite = await api.ok("POST", "/invites", {})
+
+        page = await browser.open(f"{kit.api.url}{invite['url']}?codec={codec}")
+        try:
+            await page.type_into("#name", "Alice")
+            await page.click("#join")
+            session = kit.calls.session
+            assert session is not None
+            guest = await until(
+                lambda: next((u for u in session.participants if u.startswith("guest-")), None),
+                what="the guest joins",
+            )
+            assert session.participants[guest].name == "Alice"
+
+            # The kit decodes the browser's camera: the pattern's counter moves on.
+            def counter() -> int | None:
+                frame = session.remote_video.latest.get(guest)
+                info = read_pattern(frame) if frame is not None else None
+                return info.counter if info else None
+
+            first = await until(counter, what="a readable frame from the browser")
+            await until(lambda: (counter() or first) - first >= 10, what="ten more frames")
+
+            # The kit hears the browser's microphone on its speaker.
+            await until(lambda: hears(kit, BROWSER_TONE_HZ), what="the browser's tone")
+
+            # The browser decodes the kit's video, in the forced codec, showing the kit.
+            start = await _until_stats(page, "room-a", lambda s: s["video"]["framesDecoded"] > 0)
+            later = await _until_stats(
+                page,
+                "room-a",
+                lambda s: s["video"]["framesDecoded"] >= start["video"]["framesDecoded"] + 20,
+            )
+            assert later["video"]["codec"].lower() == f"video/{codec.lower()}"
+            assert later["sent"]["codec"].lower() == f"video/{codec.lower()}"
+            assert later["video"]["frameWidth"] == 320
+            colour = await page.wait_for("window.callbox.sampleColour('room-a')")
+            assert colour_distance(tuple(colour), kit_colour("room-a")) < 60, colour
+
+            # Muting on the kit is seen in the browser: the flag and the silence.
+            await _until_stats(page, "room-a", lambda s: s["audio"]["audioLevel"] > 0.05)
+            await api.ok("POST", "/session/mute-audio", {"muted": True})
+            await page.wait_for(
+                "document.querySelector('#participants li[data-uid=\"room-a\"]')"
+                "?.dataset.muted === 'true'"
+            )
+            await _until_stats(page, "room-a", lambda s: s["audio"]["audioLevel"] < 0.01)
+        except BaseException:
+            await page.screenshot(tmp_path / "page.png")
+            print("page console:", *page.console, sep="\n  ")
+            raise
+        finally:
+            await page.close()
+
+
+async def _until_stats(page: Page, uid: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            stats = await page_stats(page, uid)
+            if stats.get("video") and stats.get("audio") and check(stats):
+                return stats
+            await asyncio.sleep(0.2)
