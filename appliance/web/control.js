@@ -241,6 +241,7 @@ async function startScreen() {
     if (!response.ok) {
       const body = await response.json().catch(() => null);
       $("screen-note").textContent = body && body.error ? body.error.message : "no screen";
+      img.classList.add("hidden");
       return;
     }
     const reader = response.body.getReader();
@@ -254,6 +255,7 @@ async function startScreen() {
         if (!part) break;
         buffer = buffer.slice(part.end);
         const url = URL.createObjectURL(new Blob([part.jpeg], { type: "image/jpeg" }));
+        img.classList.remove("hidden");
         const old = img.src;
         img.src = url;
         if (old.startsWith("blob:")) URL.revokeObjectURL(old);

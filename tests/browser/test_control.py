@@ -1,0 +1,63 @@
+"""The control page in Chromium: log in with the token, and a click on Mute mutes the call
+(the far kit stops hearing this kit)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.api.daemon import TOKEN, api_client, running_daemon
+from tests.browser.chromium import chromium, chromium_path
+from tests.kits import KitFactory
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium (make test)"),
+]
+
+KIT_TONE = 650.0
+
+
+async def test_a_click_on_mute_mutes_the_call(tmp_path: Path) -> None:
+    async with (
+        running_daemon(tmp_path, hal={"audio": {"fake_tone_hz": KIT_TONE}}) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.server is not None and kit.calls is not None
+        far_kits = KitFactory(kit.server, tmp_path)
+        try:
+            far = await far_kits("room-b")
+            await api.ok("PUT", "/session", {"session_id": "standup"})
+            await far.join("standup")
+            await far.wait_to_hear(KIT_TONE, timeout=20)
+
+            page = await browser.open(kit.api.url + "/")
+            try:
+                await page.type_into("#token", TOKEN)
+                await page.click("#login-form button")
+                await page.wait_for("document.body.dataset.state === 'active'")
+                await page.wait_for(
+                    "document.querySelectorAll('#participants li[data-uid]').length === 2"
+                )
+                await page.click("#mute")
+                await page.wait_for("document.querySelector('#mute').dataset.on === 'true'")
+            except BaseException:
+                await page.screenshot(tmp_path / "page.png")
+                print("page console:", *page.console, sep="\n  ")
+                raise
+            finally:
+                await page.close()
+
+            session = await api.ok("GET", "/session")
+            assert session["local"]["audio_muted"] is True
+            await far.wait_for(
+                "onUserMuted",
+                lambda data: data["muted"]["uid"] == "room-a" and data["is_muted"],
+            )
+            await far.wait_for_silence(timeout=20)
+        finally:
+            await far_kits.close()
+            await asyncio.sleep(0)
