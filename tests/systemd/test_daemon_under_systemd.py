@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import cast
 
+import pytest
+
 from appliance.server import SessionServer
-from appliance.signaling.client import ServerApi
+from appliance.signaling.client import ServerApi, SignalingError
 from tests.kits import KitFactory
 from tests.systemd.notify_socket import listening
 
@@ -183,3 +185,42 @@ async def test_notify_watchdog_status_through_a_call_and_stopping(tmp_path: Path
                 await proc.wait()
             if kits is not None:
                 await kits.close()
+
+
+async def test_callbox_server_notifies_ready_with_its_url_and_stopping(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(f'[server]\nlisten = "127.0.0.1:0"\n[paths]\nstate = "{tmp_path}"\n')
+    async with listening(f"@callbox-test-{secrets.token_hex(6)}") as notify:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "appliance",
+            "server",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "NOTIFY_SOCKET": notify.env_value, "WATCHDOG_USEC": "1000000"},
+        )
+        try:
+            await notify.wait_for(lambda: bool(notify.with_line("READY=1")), timeout=30)
+            status = notify.with_line("READY=1")[0].fields["STATUS"]
+            url = re.fullmatch(r"Session server listening on (http://127\.0\.0\.1:\d+)", status)
+            assert url, status
+            # Ready means it answers: here, a refusal of an unknown token.
+            api = ServerApi(url[1])
+            try:
+                with pytest.raises(SignalingError) as refused:
+                    await api.users("not-a-token")
+            finally:
+                await api.close()
+            assert refused.value.code == "unauthorized"
+            await notify.wait_for(lambda: bool(notify.with_line("WATCHDOG=1")), timeout=10)
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 0, err.decode()
+            assert notify.with_line("STOPPING=1")
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
