@@ -61,6 +61,14 @@ class BluetoothConfig(DeviceConfig):
     pass
 
 
+class InputConfig(DeviceConfig):
+    """Touch screens and mice, for the on-screen buttons and tiles."""
+
+    devices: list[str] = Field(default_factory=list)  # names or /dev/input paths; empty: all
+    mouse_speed: float = Field(1.0, gt=0, le=10)
+    fake_mouse: bool = False  # the fake device acts as a mouse (shows a cursor)
+
+
 class HalConfig(Section):
     backend: Backend = "auto"
     camera: CameraConfig = CameraConfig()
@@ -68,6 +76,7 @@ class HalConfig(Section):
     bluetooth: BluetoothConfig = BluetoothConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     display: DisplayConfig = DisplayConfig()
+    input: InputConfig = InputConfig()
 
     def backend_for(self, device: str) -> Backend:
         section: DeviceConfig = getattr(self, device)

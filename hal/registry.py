@@ -6,7 +6,7 @@ Every backend module (``hal.<kind>.real`` / ``hal.<kind>.fake``) exposes
 - camera: ``list[Camera]`` (every camera found, limited to ``camera.devices``)
 - audio: ``AudioDevices`` (microphone and one output per route; the BLUETOOTH output must
   also have ``set_present(bool)``, as its presence comes from the Bluetooth manager)
-- bluetooth: ``Bluetooth``; buttons: ``Buttons``; display: ``Display``
+- bluetooth: ``Bluetooth``; buttons: ``Buttons``; display: ``Display``; input: ``Pointer``
 
 Modules are imported only when chosen, so a fake never pulls in a hardware library, and a
 real driver that cannot load is a clear start-up error naming the device rather than a silent
@@ -31,13 +31,14 @@ from hal.camera.base import Camera
 from hal.config import HalConfig
 from hal.display.base import Display
 from hal.errors import HardwareError
+from hal.input.base import Pointer
 from hal.kit import KitIdentity
 
 __all__ = ["KINDS", "Hardware", "KitIdentity", "build_hardware", "running_on_pi"]
 
 log = logging.getLogger(__name__)
 
-KINDS = ("camera", "audio", "bluetooth", "buttons", "display")
+KINDS = ("camera", "audio", "bluetooth", "buttons", "display", "input")
 Resolved = Literal["real", "fake", "disabled"]
 PI_MODEL_FILE = Path("/proc/device-tree/model")
 
@@ -57,6 +58,7 @@ class Hardware:
     bluetooth: Bluetooth | None = None
     buttons: Buttons | None = None
     display: Display | None = None
+    pointer: Pointer | None = None  # touch screen or mouse
     kinds: dict[str, str] = field(default_factory=dict)  # kind -> "real" | "fake" | "disabled"
     _on_close: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
@@ -76,6 +78,8 @@ class Hardware:
             steps.append(("bluetooth", self.bluetooth.stop))
         if self.display is not None:
             steps.append(("display", self.display.close))
+        if self.pointer is not None:
+            steps.append(("input", self.pointer.close))
         if self.buttons is not None:
             # gpiozero joins its threads on close: keep that off the loop.
             steps.append(("buttons", _in_thread(self.buttons.close)))
@@ -129,8 +133,10 @@ def _build(hardware: Hardware, config: HalConfig, kit: KitIdentity, is_pi: bool)
             hardware.bluetooth = cast(Bluetooth, device)
         elif kind == "buttons":
             hardware.buttons = cast(Buttons, device)
-        else:
+        elif kind == "display":
             hardware.display = cast(Display, device)
+        else:
+            hardware.pointer = cast(Pointer, device)
     _wire_bluetooth_route(hardware)
 
 
