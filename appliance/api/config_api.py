@@ -74,7 +74,13 @@ class ConfigEnvelope(m.Reply):
 
     config: Config = Field(description="in effect once every pending change applies")
     overrides: dict[str, Any] = Field(description="what PATCH has set (overrides.toml)")
-    pending: list[m.ConfigChange] = Field(description="saved, not in effect yet; and when")
+    pending: list[m.ConfigChange] = Field(
+        description="saved changes that wait for a restart of the daemon"
+    )
+    changes: list[m.ConfigChange] = Field(
+        default_factory=list,
+        description="what this PATCH changed, and when each change takes effect",
+    )
 
 
 class ConfigApi:
@@ -122,10 +128,16 @@ class ConfigApi:
                 raise ApiError(
                     "invalid-field", f"{err.field}: {err.message}", status=422, field=err.field
                 ) from None
+            before = self._effective(old).model_dump()
             if overrides != old:
                 await asyncio.to_thread(save_overrides, self._ctx.config.state_dir, overrides)
             self._apply(config)
-        return self._envelope(config, overrides)
+        envelope = self._envelope(config, overrides)
+        envelope.changes = [
+            m.ConfigChange(field=path, applies=applies(path))
+            for path in _differences(before, config.model_dump())
+        ]
+        return envelope
 
     def _effective(self, overrides: dict[str, Any]) -> Config:
         return validate(merge(self._ctx.base_layer, overrides), OVERRIDES_FILE)
@@ -150,7 +162,7 @@ class ConfigApi:
         pending = [
             m.ConfigChange(field=path, applies=applies(path))
             for path in _differences(self._running.model_dump(), config.model_dump())
-            if applies(path) != "now"
+            if applies(path) == "restart"
         ]
         shown = config.model_copy(
             update={

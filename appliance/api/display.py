@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -63,7 +64,7 @@ class DisplayApi:
                 "display",
                 body=m.SetDisplayMode,
                 reply=m.Done,
-                errors=no_screen,
+                errors={409: NO_SCREEN + "; or no active session"},
             ),
             Endpoint(
                 "POST",
@@ -73,7 +74,7 @@ class DisplayApi:
                 "display",
                 body=m.SelectTile,
                 reply=m.Done,
-                errors={**no_screen, 404: "No such participant on screen"},
+                errors={409: NO_SCREEN + "; no active session; or the call forbids it"},
             ),
             Endpoint(
                 "POST",
@@ -83,7 +84,7 @@ class DisplayApi:
                 "display",
                 body=m.MoveTile,
                 reply=m.Done,
-                errors={**no_screen, 404: "No such participant on screen"},
+                errors={409: NO_SCREEN + "; no active session; or the call forbids it"},
             ),
         ]
 
@@ -139,27 +140,27 @@ class DisplayApi:
 
     async def mode(self, request: web.Request) -> m.Done:
         mode = DisplayMode(body_of(request, m.SetDisplayMode).mode)
-        self._screen().set_mode(mode)
-        session = self._ctx.calls.session
-        if session is not None:
-            session.display_mode = mode  # what GET /session reports as local.display_mode
+        _refusing_bad_values(self._screen().set_mode, mode)
         return m.Done()
 
     async def select(self, request: web.Request) -> m.Done:
-        uid = body_of(request, m.SelectTile).uid
-        _known(self._screen().select(uid), uid)
+        _refusing_bad_values(self._screen().select, body_of(request, m.SelectTile).uid)
         return m.Done()
 
     async def move(self, request: web.Request) -> m.Done:
         body = body_of(request, m.MoveTile)
-        _known(self._screen().move_tile(body.uid, body.x, body.y), body.uid)
+        _refusing_bad_values(self._screen().move_tile, body.uid, body.x, body.y)
         return m.Done()
 
 
-def _known(result: Any, uid: str | None) -> None:
-    """The compositor answers False when it has no tile for ``uid``."""
-    if result is False:
-        raise ApiError("unknown-participant", f"no tile for {uid!r} on screen", status=404)
+def _refusing_bad_values(action: Callable[..., Any], *args: Any) -> None:
+    """The compositor raises ValueError naming the argument (an unknown participant, a
+    point off the screen) and CallsError when the call's state forbids the action."""
+    try:
+        action(*args)
+    except ValueError as err:
+        name = str(err).partition(":")[0]
+        raise ApiError("invalid-field", str(err), status=422, field=name) from None
 
 
 def encode_jpeg(rgb: npt.NDArray[np.uint8]) -> bytes:
