@@ -1,0 +1,62 @@
+"""Invites: a code buys a guest's tokens once; the signaling proxy lets only guests in."""
+
+import time
+
+import aiohttp
+import pytest
+
+from appliance.daemon import Daemon
+from tests.api.daemon import Api
+
+
+async def test_an_invite_needs_a_session(api: Api) -> None:
+    status, reply = await api.call("POST", "/invites", {})
+    assert (status, reply["error"]["code"]) == (409, "no-active-session")
+
+
+async def test_a_code_works_once_and_names_the_session(kit: Daemon, api: Api) -> None:
+    await api.ok("PUT", "/session", {"session_id": "town-hall"})
+    invite = await api.ok("POST", "/invites", {"ttl": 600})
+    assert invite["session_id"] == "town-hall" and invite["uses_left"] == 1
+    assert invite["url"] == f"/join/{invite['code']}"
+    assert invite["expires_at"] == pytest.approx(time.time() + 600, abs=5)
+
+    status, guest = await api.call(
+        "POST", "/join", {"code": invite["code"], "name": "Ann"}, token=""
+    )
+    assert status == 200, guest
+    assert guest["uid"].startswith("guest-") and guest["name"] == "Ann"
+    assert guest["session_id"] == "town-hall" and guest["kit"]["uid"] == "room-a"
+    status, again = await api.call(
+        "POST", "/join", {"code": invite["code"], "name": "Bo"}, token=""
+    )
+    assert (status, again["error"]["code"]) == (404, "invite-invalid")
+
+
+async def test_the_signaling_proxy_admits_guests_only(kit: Daemon, api: Api) -> None:
+    assert kit.api is not None
+    await api.ok("PUT", "/session", {"session_id": "proxy"})
+    invite = await api.ok("POST", "/invites", {})
+    guest = await api.ok("POST", "/join", {"code": invite["code"]})
+    url = kit.api.url + "/api/v1/signaling"
+    assert kit.calls is not None
+
+    async with aiohttp.ClientSession() as http:
+        # The kit's own auth token is a valid server token, but not a guest's: refused.
+        ws = await http.ws_connect(url)
+        await ws.send_json({"type": "hello", "id": 1, "auth_token": kit.api.context.auth_token})
+        refusal = await ws.receive_json(timeout=10)
+        assert (refusal["type"], refusal["code"], refusal["id"]) == ("error", "unauthorized", 1)
+        assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.CLOSE
+
+        ws = await http.ws_connect(url)
+        await ws.send_json({"type": "hello", "id": 1, "auth_token": guest["auth_token"]})
+        welcome = await ws.receive_json(timeout=10)
+        assert welcome == {"type": "welcome", "id": 1, "uid": guest["uid"], "name": "Guest"}
+        await ws.send_json(
+            {"type": "join", "id": 2, "session_id": "proxy", "call_token": guest["call_token"]}
+        )
+        joined = await ws.receive_json(timeout=10)
+        assert joined["type"] == "joined"
+        assert [p["uid"] for p in joined["participants"]] == ["room-a"]
+        await ws.close()
