@@ -13,6 +13,8 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
+from appliance.audio.ringer import Ringer
+from appliance.audio.room import RoomAudio
 from appliance.calls.errors import CallsError, no_active_session
 from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
@@ -83,6 +85,15 @@ class Calls:
             on_modes_changed=self._modes_changed,
             on_route_changed=lambda mode: self._local_changed(),
         )
+        # Echo cancellation and the rest per route, the echo delays, and the ringtones.
+        self.audio = RoomAudio(self.options.audio, state_dir=self.options.state_dir)
+        self.ringer = Ringer(
+            self.events,
+            hardware.outputs,
+            self.options.audio,
+            output_busy=lambda: self.router.in_use,
+        )
+        self.router.add_releaser(self.ringer.release)
         self._auth_token = auth_token
         self._client = SignalingClient(server_url, auth_token, client_name=f"callbox {uid}")
         self._client.on_event(self._on_server_message)
@@ -99,6 +110,7 @@ class Calls:
 
     async def login(self) -> None:
         """Connect to the session server (ringing needs it; start_session does it too)."""
+        self.ringer.start()
         if self._client.connected:
             return
         try:
@@ -122,6 +134,7 @@ class Calls:
                 await self.session.end()
         await self._client.close()
         await self._api.close()
+        await self.ringer.close()
         await self.router.close()
 
     def _on_disconnected(self) -> None:
@@ -184,6 +197,7 @@ class Calls:
                 view=settings.view or self.view,
                 options=self.options,
                 on_state=self._session_state,
+                room_audio=self.audio,
             )
             self.session = session
             self._state_changed()

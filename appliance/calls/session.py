@@ -13,6 +13,8 @@ from typing import Any
 
 from aiortc import MediaStreamTrack, RTCIceServer
 
+from appliance.audio.room import RoomAudio
+from appliance.audio.settings import RoomAudioConfig
 from appliance.calls.errors import CallsError
 from appliance.calls.events import (
     CallSwitchRequestInfo,
@@ -73,6 +75,8 @@ class MediaOptions:
     ice_servers: tuple[RTCIceServer, ...] = ()
     video_codec: str | None = None  # "VP8" or "H264" to force one; None lets SDP decide
     recordings_dir: Path = Path("recordings")
+    audio: RoomAudioConfig = field(default_factory=RoomAudioConfig)
+    state_dir: Path | None = None  # where measured echo delays are kept; None: memory only
 
 
 def rtc_user(p: Participant) -> RTCUser:
@@ -99,6 +103,7 @@ class CallSession:
         view: View | None,
         options: MediaOptions,
         on_state: Callable[[CallSession], None],
+        room_audio: RoomAudio | None = None,
     ) -> None:
         self.token = token
         self.settings = settings
@@ -116,6 +121,8 @@ class CallSession:
         self.me: Participant | None = None
         self.participants: dict[str, Participant] = {}  # the others, in join order
         self.peers: dict[str, Peer] = {}
+        self._room_audio = room_audio
+        self.audio = room_audio.start_call(self._warn) if room_audio is not None else None
         self.local = LocalMedia(
             hardware.cameras,
             hardware.microphone,
@@ -123,8 +130,9 @@ class CallSession:
             view,
             self._warn,
             on_camera_change=self._camera_changed,
+            processing=self.audio,
         )
-        self.mixer = AudioMixer(on_output_failed=router.report_failure)
+        self.mixer = AudioMixer(on_output_failed=router.report_failure, playback=self.audio)
         self.remote_video = RemoteVideo(view)
         self.recorder: Recorder | None = None
         self._joined = asyncio.Event()
@@ -249,6 +257,8 @@ class CallSession:
         await self._router.bind(None)
         await self.remote_video.stop()
         await self.local.stop()
+        if self._room_audio is not None and self.audio is not None:
+            await self._room_audio.end_call(self.audio)
 
     # --- messages from the server --------------------------------------------------------
 

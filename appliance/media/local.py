@@ -15,13 +15,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
+from appliance.audio.engines import Processed
 from appliance.calls.settings import View
 from appliance.media.levels import LevelMeter
 from appliance.media.outgoing import OutgoingVideo
@@ -41,6 +42,13 @@ AudioTap = Callable[[Pcm, bool], None]  # (pcm, muted)
 Warn = Callable[[str, str, str], None]  # (code, device, message)
 
 
+class CaptureProcessing(Protocol):
+    """The room audio processing between the microphone and the outgoing track."""
+
+    async def process(self, pcm: Pcm, at: float) -> Processed:
+        """One captured block, complete at loop time ``at``."""
+
+
 class LocalMedia:
     def __init__(
         self,
@@ -50,9 +58,11 @@ class LocalMedia:
         view: View | None,
         warn: Warn,
         on_camera_change: Callable[[bool], None] = lambda ok: None,
+        processing: CaptureProcessing | None = None,
     ) -> None:
         self._cameras = cameras
         self._microphone = microphone
+        self._processing = processing
         self._fmt = fmt
         self._view = view
         self._warn = warn
@@ -281,8 +291,14 @@ class LocalMedia:
                     healthy = True
                     while True:
                         pcm = await microphone.read()
+                        voice = None
+                        if self._processing is not None:
+                            # Processed even while muted: the echo canceller keeps up.
+                            at = asyncio.get_running_loop().time()
+                            processed = await self._processing.process(pcm, at)
+                            pcm, voice = processed.pcm, processed.voice
                         muted = self.audio_muted
-                        self.level.add(pcm if not muted else None)
+                        self.level.add(pcm if not muted else None, voice)
                         for tap in list(self._audio_taps):
                             tap(pcm, muted)
                         if not muted:

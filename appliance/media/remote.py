@@ -8,22 +8,37 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from appliance.audio.limiter import SoftLimiter
 from appliance.calls.settings import View
 from appliance.media.levels import LevelMeter
 from appliance.media.local import pcm_of
-from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm
+from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm, Route
 
 log = logging.getLogger(__name__)
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE  # 20 ms
 PREBUFFER = 2 * FRAME_SAMPLES  # wait for 40 ms before (re)starting a source: rides out jitter
 MAX_BUFFER = 10 * FRAME_SAMPLES  # beyond 200 ms queued, drop the oldest: latency is bounded
+SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+class PlaybackHook(Protocol):
+    """What the call's audio processing needs from the mixer: the echo canceller's
+    reference, and a way to play the delay-measuring chirp."""
+
+    def injection(self, samples: int) -> Pcm | None:
+        """Samples to mix into the next block, if any."""
+
+    def played(self, pcm: Pcm, route: Route | None, at: float) -> None:
+        """``pcm`` was handed to ``route``'s output at loop time ``at`` (None: nothing
+        played it)."""
 
 
 class JitterBuffer:
@@ -64,18 +79,26 @@ class JitterBuffer:
 
 
 class AudioMixer:
-    """Mixes every remote participant every 20 ms and writes to the current route.
+    """Mixes every remote participant every 20 ms, limits the sum so it never clips, and
+    writes it to the current route.
 
     Silence is written when nobody speaks so a real device keeps its clock and never
-    underruns. A route that fails is reported once through ``on_output_failed``.
+    underruns. A route that fails is reported once through ``on_output_failed``. What was
+    played, and where, goes to ``playback`` (the echo canceller's reference).
     """
 
-    def __init__(self, on_output_failed: Callable[[AudioOutput, AudioError], None]) -> None:
+    def __init__(
+        self,
+        on_output_failed: Callable[[AudioOutput, AudioError], None],
+        playback: PlaybackHook | None = None,
+    ) -> None:
         self._sources: dict[str, JitterBuffer] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._output: AudioOutput | None = None
         self._task: asyncio.Task[None] | None = None
         self._on_output_failed = on_output_failed
+        self._playback = playback
+        self.limiter = SoftLimiter()
         self.levels: dict[str, LevelMeter] = {}
         self.taps: list[Callable[[Pcm], None]] = []
 
@@ -140,7 +163,10 @@ class AudioMixer:
             self.levels[uid].add(pcm)
             if pcm is not None:
                 total += pcm
-        return np.clip(total, -32768, 32767).astype(np.int16)
+        extra = self._playback.injection(FRAME_SAMPLES) if self._playback is not None else None
+        if extra is not None:
+            total += extra
+        return self.limiter.process(total)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -156,14 +182,18 @@ class AudioMixer:
             for tap in list(self.taps):
                 tap(pcm)
             output = self._output
-            if output is None:
-                continue
-            try:
-                await output.write(pcm)
-            except AudioError as err:
-                if output is not failed:
-                    failed = output
-                    self._on_output_failed(output, err)
+            handed_at = loop.time()
+            played: Route | None = None
+            if output is not None:
+                try:
+                    await output.write(pcm)
+                    played = output.route
+                except AudioError as err:
+                    if output is not failed:
+                        failed = output
+                        self._on_output_failed(output, err)
+            if self._playback is not None:
+                self._playback.played(pcm if played else SILENCE, played, handed_at)
 
 
 class RemoteVideo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from appliance.calls.errors import CallsError
@@ -34,6 +34,8 @@ class AudioRouter:
         self._tasks: set[asyncio.Future[None]] = set()
         self._mixer: AudioMixer | None = None
         self._opened: AudioOutput | None = None
+        # Whoever else plays on the outputs between calls (the ringer) lets go when awaited.
+        self._releasers: list[Callable[[], Awaitable[None]]] = []
         self._available = self._compute_available()
         self.current: Route | None = self._available[0] if self._available else None
         self._unsubscribe = [
@@ -44,6 +46,16 @@ class AudioRouter:
     @property
     def available(self) -> list[Route]:
         return list(self._available)
+
+    @property
+    def in_use(self) -> bool:
+        """A call's audio is bound to the routes."""
+        return self._mixer is not None
+
+    def add_releaser(self, release: Callable[[], Awaitable[None]]) -> None:
+        """``release`` is awaited before the router opens an output, so that something
+        playing between calls (the ringer) has closed it."""
+        self._releasers.append(release)
 
     def _compute_available(self) -> list[Route]:
         return [
@@ -88,6 +100,8 @@ class AudioRouter:
                     await self._opened.close()
             self._opened = None
             if wanted is not None:
+                for release in list(self._releasers):
+                    await release()
                 try:
                     await wanted.open()
                     self._opened = wanted
