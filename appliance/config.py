@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from appliance.audio.settings import RoomAudioConfig
 from appliance.storage import atomic_write_text
 from hal.config import HalConfig
 
@@ -101,6 +102,7 @@ class Config(Section):
     hal: HalConfig = HalConfig()
     calls: CallsConfig = CallsConfig()
     paths: PathsConfig = PathsConfig()
+    audio: RoomAudioConfig = RoomAudioConfig()  # processing per route, echo delay, ringtones
 
     @property
     def state_dir(self) -> Path:
