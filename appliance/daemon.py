@@ -70,6 +70,8 @@ class Daemon:
             options=MediaOptions(
                 video_format=VideoFormat(camera.width, camera.height, camera.fps),
                 recordings_dir=config.recordings_dir,
+                audio=config.audio,
+                state_dir=self.state_dir,
             ),
         )
         await self.calls.login()
