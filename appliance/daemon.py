@@ -23,6 +23,9 @@ from hal.registry import Hardware, KitIdentity, build_hardware
 log = logging.getLogger(__name__)
 
 AUTH_TOKEN_FILE = "auth_token"
+# How long start-up waits for a session server on another machine before the kit starts
+# without it (and keeps reconnecting): a kit must come up even when the LAN server is down.
+SERVER_PATIENCE = 5.0
 
 
 class DaemonError(Exception):
@@ -74,7 +77,7 @@ class Daemon:
                 state_dir=self.state_dir,
             ),
         )
-        await self.calls.login()
+        await self.calls.connect(patience=SERVER_PATIENCE)
         self.kit = KitController(
             self.calls,
             auth_token,

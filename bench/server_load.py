@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -19,17 +18,12 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Result, Target, median, percentile
+from tests.kits import free_port
 
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 CALL_RATE = 2.0  # signals a second per client: a candidate trickle, state changes
 SECONDS = 5.0
 P99_LIMIT_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +229,13 @@ async def running_server(tmp: Path, **config: Any) -> AsyncIterator[SessionServe
         yield server
     finally:
         await server.stop()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for servers that must keep their port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def silence_ratio(pcm: np.ndarray[Any, Any]) -> float:

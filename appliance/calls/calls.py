@@ -121,6 +121,29 @@ class Calls:
             raise CallsError("server-unreachable", f"the session server: {err}") from None
         self.name = welcome.name
 
+    async def connect(self, patience: float) -> bool:
+        """Connect if the session server answers within ``patience`` seconds; otherwise
+        keep trying in the background and return False, so the kit still starts (its
+        screen and API work) while the server is away. A refused token raises at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        delay = RECONNECT_FIRST
+        while True:
+            try:
+                await self.login()
+                return True
+            except CallsError as err:
+                if err.code != "server-unreachable":
+                    raise
+                if loop.time() + delay > deadline:
+                    log.warning("%s: %s; will keep trying", self.uid, err.message)
+                    break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+        if self._reconnect_task is None and not self._closing:
+            self._reconnect_task = asyncio.create_task(self._reconnect(), name="reconnect")
+        return False
+
     @property
     def connected(self) -> bool:
         return self._client.connected

@@ -23,6 +23,7 @@ def kit_config(tmp: Path, uid: str, tone: float, **server: Any) -> dict[str, Any
     return {
         "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
         "server": {"listen": "127.0.0.1:0", **server},
+        "api": {"listen": "127.0.0.1:0"},
         "hal": {
             "backend": "fake",
             "audio": {"fake_tone_hz": tone},
@@ -120,6 +121,8 @@ uid = "lobby"
 name = "Lobby"
 [server]
 listen = "127.0.0.1:0"
+[api]
+listen = "127.0.0.1:0"
 [hal]
 backend = "fake"
 [paths]
@@ -167,3 +170,46 @@ async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"kit.uid" in err
+
+
+async def test_a_kit_starts_without_its_server_and_connects_when_it_comes(
+    tmp_path: Path,
+) -> None:
+    from appliance.config import ServerConfig
+    from appliance.server import SessionServer
+    from tests.kits import free_port
+
+    port = free_port()
+    server = SessionServer(
+        ServerConfig(listen=f"127.0.0.1:{port}", admin_key="k" * 32), tmp_path / "server.db"
+    )
+    await server.start()
+    token = await server.create_user("room-b", "Room B")
+    await server.stop()  # the LAN server goes down before the kit boots
+
+    kit = Daemon(
+        validate(
+            kit_config(
+                tmp_path,
+                "room-b",
+                650,
+                embedded=False,
+                url=f"http://127.0.0.1:{port}",
+                auth_token=token,
+            )
+        )
+    )
+    await kit.start()  # does not wait forever, does not fail
+    try:
+        assert kit.calls is not None
+        assert not kit.calls.connected
+        server = SessionServer(
+            ServerConfig(listen=f"127.0.0.1:{port}", admin_key="k" * 32), tmp_path / "server.db"
+        )
+        await server.start()
+        try:
+            await until(lambda: kit.calls is not None and kit.calls.connected, timeout=20)
+        finally:
+            await server.stop()
+    finally:
+        await kit.stop()
