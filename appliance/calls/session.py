@@ -468,6 +468,8 @@ class CallSession:
             self.mixer,
             self.remote_video,
             on_failure=self._recording_failed,
+            # A view that composes the screen (the HDMI compositor) records what it shows.
+            frame_source=getattr(self._view, "current_frame", None),
         )
         try:
             await recorder.start()
