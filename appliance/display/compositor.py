@@ -1,0 +1,529 @@
+"""The HDMI screen: follows the call layer, lays the screen out, paints it and shows it.
+
+Event-driven: a new frame of a visible tile, a call event or a screen action wakes the
+render task, which paints (in a worker thread) only what changed and hands the frame to the
+HAL display, at most ``fps`` times a second. Nothing changing means no work: the task
+sleeps. Without a screen (none configured, or unplugged) it still composes, for
+``snapshot_png``, but at a low rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from PIL import Image
+
+from appliance.calls import Calls, CallsError, DisplayMode
+from appliance.calls.errors import no_active_session
+from appliance.calls.session import CallSession
+from appliance.display.avatars import AvatarImages
+from appliance.display.layout import Layout, compute_layout
+from appliance.display.painter import Painter
+from appliance.display.render import Rgb, SpriteCache
+from appliance.display.scene import LOCAL_VIDEO, Control, HomeInfo, Scene, Screen
+from appliance.display.state import (
+    CURSOR_SECONDS,
+    ScreenState,
+    active_session,
+    follow_session,
+    on_event,
+    read_scene,
+    update_speaker,
+)
+from hal.display.base import Display
+from hal.errors import HardwareError
+from hal.input.base import Pointer, PointerAction, PointerEvent
+
+log = logging.getLogger(__name__)
+
+HEADLESS_FPS = 5  # without a screen: enough for display.png and a preview stream
+SPEAKER_POLL = 0.2  # seconds between active-speaker checks during a call
+IDLE_TICK = 1.0  # seconds between checks outside a call (server connection, notices)
+DISPLAY_RETRY = 2.0  # seconds between attempts to reopen an unplugged screen
+ERROR_PAUSE = 1.0  # after a painting error, before trying again
+DRAG_THRESHOLD = 0.015  # of the screen's width: a press that moves less is a tap
+RECORDER_FRAME_SECONDS = 2.0  # keep publishing av.VideoFrames this long after a request
+MAX_SIZE = (3840, 2160)
+MIN_SIZE = (320, 240)
+
+
+@dataclass
+class _Gesture:
+    x: int
+    y: int
+    grabbed: str | None  # uid of the floating tile being dragged
+    offset: tuple[int, int]  # where in that tile it was grabbed
+    moved: bool = False
+
+
+class Compositor:
+    """A View for ``Calls`` (``show_video``/``forget``) that drives the screen."""
+
+    def __init__(
+        self,
+        display: Display | None,
+        calls: Calls,
+        *,
+        size: tuple[int, int] = (1920, 1080),
+        fps: int = 30,
+    ) -> None:
+        if display is not None:
+            size = display.size
+        _check_size(size)
+        if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 60:
+            raise ValueError(f"fps: expected 1 to 60 frames a second, got {fps!r}")
+        self._display = display
+        self._calls = calls
+        self._size = (int(size[0]), int(size[1]))
+        self._fps = fps
+        self._home = HomeInfo(calls.name, "", ready=False)
+        self._state = ScreenState()
+        self._images = AvatarImages(on_loaded=self._refresh)
+        self._sprites = SpriteCache(self._images.get)
+        self._painter = Painter(self._size, self._sprites)
+        self._frames: dict[str, av.VideoFrame] = {}
+        self._aspects: dict[str, float] = {}
+        self._scene = Scene(home=self._home)
+        self._layout = compute_layout(self._scene, self._size)
+        self._shown_layout = self._layout
+        self._wake = asyncio.Event()
+        self._wake.set()  # the first frame
+        self._new_frame = asyncio.Condition()
+        self._frame_no = 0
+        self._display_ok = False
+        self._present_pending = True
+        self._gesture: _Gesture | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._actions: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def scene(self) -> Scene:
+        return self._scene
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    @property
+    def shown_layout(self) -> Layout:
+        """The layout of what is on screen now (``layout`` may be newer, not painted yet)."""
+        return self._shown_layout
+
+    @property
+    def frame_number(self) -> int:
+        return self._frame_no
+
+    @property
+    def painter(self) -> Painter:
+        return self._painter
+
+    @property
+    def display_connected(self) -> bool:
+        return self._display_ok
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compositor")
+        if self._display is not None:
+            await self._open_display()
+        self._refresh()
+        self._tasks = [
+            asyncio.create_task(self._render(), name="compositor"),
+            asyncio.create_task(self._follow_events(), name="compositor events"),
+            asyncio.create_task(self._tick(), name="compositor tick"),
+        ]
+        if self._display is not None:
+            self._tasks.append(asyncio.create_task(self._watch_display(), name="display watch"))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        tasks = [*self._tasks, *self._actions]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True)
+        await self._images.close()
+
+    # --- View: called by the call layer for every decoded frame (keep it O(1)) ----------
+
+    def show_video(self, uid: str, frame: Any) -> None:
+        self._frames[uid] = frame
+        height = frame.height
+        aspect = frame.width / height if height else 0.0
+        if self._aspects.get(uid) != aspect:
+            self._aspects[uid] = aspect
+            self._refresh()
+        elif uid in self._layout.videos:
+            self._wake.set()
+
+    def forget(self, uid: str) -> None:
+        self._frames.pop(uid, None)
+        if self._aspects.pop(uid, None) is not None:
+            self._refresh()
+
+    # --- what others call ----------------------------------------------------------------
+
+    def set_home(self, info: HomeInfo) -> None:
+        if not isinstance(info, HomeInfo):
+            raise ValueError("info: expected a HomeInfo")
+        self._home = info
+        self._refresh()
+
+    def set_mode(self, mode: DisplayMode | str) -> None:
+        mode = _display_mode(mode)
+        session = self._session()
+        if session.display_mode is not mode:
+            session.display_mode = mode
+            self._calls.events.emit("onLocalStateChanged", session.local_state())
+        self._refresh()
+
+    def select(self, uid: str | None) -> None:
+        """Pick the participant for the spotlight or the single view (None: follow the
+        active speaker again). In the grid, picking a tile switches to the spotlight."""
+        session = self._session()
+        if not session.settings.enable_video_tile_click:
+            raise CallsError("tile-click-disabled", "picking a tile is disabled for this call")
+        self._state.focus = None if uid is None else _participant(session, uid)
+        if uid is not None and session.display_mode is DisplayMode.default:
+            self.set_mode(DisplayMode.spotlight)
+        self._refresh()
+
+    def move_tile(self, uid: str, x: int, y: int) -> None:
+        """Move the floating small tile so its top left corner is at (x, y); it stays within
+        the spotlight area."""
+        _check_point(x, y, self._size)
+        session = self._session()
+        if not session.settings.enable_draggable_video_tile:
+            raise CallsError("tile-drag-disabled", "dragging tiles is disabled for this call")
+        uid = _participant(session, uid)
+        tile = self._layout.tile_of(uid)
+        if tile is None or not tile.floating or self._scene.pip:
+            raise CallsError("tile-not-floating", f"{uid} is not in the floating tile now")
+        self._state.floating_at = (x, y)
+        self._refresh()
+
+    def hit_test(self, x: int, y: int) -> str | None:
+        """The uid of the participant whose tile is at (x, y), if any."""
+        _check_point(x, y, self._size)
+        if self._scene.screen is not Screen.CALL:
+            return None
+        tile = self._layout.tile_at(x, y)
+        return tile.uid if tile is not None else None
+
+    def tap(self, x: int, y: int) -> str | None:
+        """What a touch (or click) at (x, y) does: press a control bar button, pick a tile
+        (tap the picked one again to let go), or bring the PIP window back. Returns what was
+        tapped: a control's name, a uid, "pip", or None."""
+        _check_point(x, y, self._size)
+        session = active_session(self._calls)
+        scene, layout = self._scene, self._layout
+        if session is None or scene.screen is not Screen.CALL:
+            return None
+        if scene.pip:
+            if layout.call_area is not None and layout.call_area.contains_point(x, y):
+                self._spawn(self._calls.exit_pip_mode(), "exit pip")
+                return "pip"
+            return None
+        control = layout.button_at(x, y)
+        if control is not None:
+            self._spawn(self.press(control), f"button {control.value}")
+            return control.value
+        tile = layout.tile_at(x, y)
+        if tile is None or not session.settings.enable_video_tile_click:
+            return None
+        self.select(None if tile.main and self._state.focus == tile.uid else tile.uid)
+        return tile.uid
+
+    async def press(self, control: Control | str) -> None:
+        """Do what a control bar button does, as its physical twin would."""
+        try:
+            control = Control(control)
+        except ValueError:
+            choices = ", ".join(c.value for c in Control)
+            raise ValueError(f"control: expected one of {choices}, got {control!r}") from None
+        session = self._session()
+        controls = self._scene.controls
+        if controls is None or control not in controls.buttons:
+            raise CallsError("button-hidden", f"the {control.value} button is not shown")
+        calls = self._calls
+        if control is Control.MUTE:
+            await calls.mute_audio(not session.local.audio_muted)
+        elif control is Control.PAUSE_VIDEO:
+            await calls.pause_video(not session.local.video_paused)
+        elif control is Control.SWITCH_CAMERA:
+            await calls.switch_camera()
+        elif control is Control.AUDIO_MODE:
+            routes = calls.router.available
+            if not routes:
+                raise CallsError("audio-mode-unavailable", "there is no audio route")
+            current = calls.router.current
+            index = routes.index(current) if current in routes else -1
+            await calls.set_audio_mode(routes[(index + 1) % len(routes)])
+        elif control is Control.SWITCH_TO_VIDEO:
+            await calls.switch_to_video_call()
+        elif control is Control.RECORDING:
+            if session.recorder is None:
+                await calls.start_recording()
+            else:
+                await calls.stop_recording()
+        else:
+            calls.press_end_call_button()
+
+    def attach_pointer(self, pointer: Pointer) -> None:
+        pointer.start(self.on_pointer)
+
+    def on_pointer(self, event: PointerEvent) -> None:
+        """A touch screen or mouse event: taps, and drags of the floating tile."""
+        width, height = self._size
+        x = min(width - 1, max(0, round(event.x * (width - 1))))
+        y = min(height - 1, max(0, round(event.y * (height - 1))))
+        if event.cursor:
+            self._state.cursor = (x, y)
+            self._state.cursor_until = time.monotonic() + CURSOR_SECONDS
+            self._refresh()
+        gesture = self._gesture
+        if event.action is PointerAction.DOWN:
+            tile = self._layout.tile_at(x, y) if self._scene.screen is Screen.CALL else None
+            floating = tile is not None and tile.floating and not self._scene.pip
+            self._gesture = _Gesture(
+                x,
+                y,
+                tile.uid if floating and tile is not None else None,
+                (x - tile.rect.x, y - tile.rect.y) if tile is not None else (0, 0),
+            )
+        elif event.action is PointerAction.MOVE and gesture is not None:
+            if abs(x - gesture.x) + abs(y - gesture.y) > DRAG_THRESHOLD * width:
+                gesture.moved = True
+            if gesture.moved and gesture.grabbed is not None:
+                with contextlib.suppress(CallsError, ValueError):
+                    self.move_tile(
+                        gesture.grabbed,
+                        max(0, x - gesture.offset[0]),
+                        max(0, y - gesture.offset[1]),
+                    )
+        elif event.action is PointerAction.UP and gesture is not None:
+            self._gesture = None
+            if not gesture.moved:
+                with contextlib.suppress(CallsError, ValueError):
+                    self.tap(gesture.x, gesture.y)
+
+    # --- frames out ----------------------------------------------------------------------
+
+    def snapshot_rgb(self) -> Rgb:
+        """What is on screen now: (height, width, 3) uint8."""
+        return self._painter.snapshot()[1]
+
+    async def snapshot_png(self) -> bytes:
+        return await asyncio.to_thread(self._png)
+
+    def _png(self) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(self.snapshot_rgb()).save(buffer, format="PNG", compress_level=3)
+        return buffer.getvalue()
+
+    async def next_frame(self, after: int) -> tuple[int, Rgb]:
+        """The first frame numbered above ``after`` (waits for it), as (number, pixels)."""
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise ValueError(f"after: expected a frame number, got {after!r}")
+        async with self._new_frame:
+            await self._new_frame.wait_for(lambda: self._frame_no > after)
+        return await asyncio.to_thread(self._painter.snapshot)
+
+    def current_frame(self) -> av.VideoFrame | None:
+        """The screen as an rgb24 av.VideoFrame, for the call recorder (``frame_source``).
+        Frames are published by the painter while they are asked for."""
+        painter = self._painter
+        painter.keep_video_frame_until = time.monotonic() + RECORDER_FRAME_SECONDS
+        if painter.video_frame is None:
+            self._wake.set()
+        return painter.video_frame
+
+    # --- the render task -----------------------------------------------------------------
+
+    def _rate(self) -> int:
+        return self._fps if self._display_ok else min(self._fps, HEADLESS_FPS)
+
+    async def _render(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            await self._wake.wait()
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # at most fps frames; newer frames replace older
+            self._wake.clear()
+            started = loop.time()
+            layout = self._layout
+            try:
+                regions = await loop.run_in_executor(
+                    self._executor, self._painter.paint, layout.items, dict(self._frames)
+                )
+            except Exception:  # a bad frame or a bug must not take the call down with it
+                log.exception("painting the screen failed")
+                self._painter.invalidate()
+                await asyncio.sleep(ERROR_PAUSE)
+                self._wake.set()
+                continue
+            next_at = started + 1 / self._rate()
+            self._shown_layout = layout
+            if regions:
+                async with self._new_frame:
+                    self._frame_no = self._painter.frames
+                    self._new_frame.notify_all()
+            if regions or self._present_pending:
+                await self._present()
+
+    async def _present(self) -> None:
+        display = self._display
+        if display is None or not self._display_ok:
+            return
+        try:
+            await display.show(self._painter.canvas)
+            self._present_pending = False
+        except HardwareError as err:
+            log.warning("display: %s; composing on, will retry", err.message)
+            self._display_ok = False
+            self._present_pending = True
+
+    async def _open_display(self) -> bool:
+        display = self._display
+        assert display is not None
+        try:
+            await display.open()
+        except HardwareError as err:
+            log.warning("display: %s", err.message)
+            return False
+        if display.size != self._size:
+            log.warning(
+                "display: the screen is %s, the compositor paints %s", display.size, self._size
+            )
+            return False
+        self._display_ok = True
+        self._present_pending = True
+        self._wake.set()
+        return True
+
+    async def _watch_display(self) -> None:
+        while True:
+            await asyncio.sleep(DISPLAY_RETRY)
+            if not self._display_ok and await self._open_display():
+                log.info("display: back")
+
+    async def _follow_events(self) -> None:
+        with self._calls.events.subscribe() as queue:
+            while True:
+                event = await queue.get()
+                on_event(self._calls, self._state, event, time.monotonic())
+                self._refresh()
+
+    async def _tick(self) -> None:
+        while True:
+            in_call = active_session(self._calls) is not None
+            await asyncio.sleep(SPEAKER_POLL if in_call else IDLE_TICK)
+            if in_call:
+                update_speaker(self._calls, self._state)
+            self._refresh()
+
+    # --- scene -----------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Read the state again; a changed scene gets a new layout and wakes the painter."""
+        now = time.monotonic()
+        calls = self._calls
+        follow_session(calls, self._state, now)
+        if self._started and (session := active_session(calls)) is not None:
+            for person in (session.me, *session.participants.values()):
+                if person is not None:
+                    self._images.want(person.avatar)
+        scene = read_scene(calls, self._state, self._home, self._aspects, self._images.ready, now)
+        if scene != self._scene:
+            self._scene = scene
+            self._layout = compute_layout(scene, self._size)
+            self._wake.set()
+
+    def _session(self) -> CallSession:
+        session = active_session(self._calls)
+        if session is None:
+            raise no_active_session()
+        return session
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._actions.add(task)
+        task.add_done_callback(self._action_done)
+
+    def _action_done(self, task: asyncio.Task[Any]) -> None:
+        self._actions.discard(task)
+        if task.cancelled():
+            return
+        err = task.exception()
+        if isinstance(err, CallsError | ValueError):
+            log.warning("%s: %s", task.get_name(), err)
+        elif err is not None:
+            log.error("%s failed", task.get_name(), exc_info=err)
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    if (
+        not isinstance(size, tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+        or not (MIN_SIZE[0] <= size[0] <= MAX_SIZE[0] and MIN_SIZE[1] <= size[1] <= MAX_SIZE[1])
+    ):
+        raise ValueError(
+            f"size: expected (width, height) from {MIN_SIZE} to {MAX_SIZE}, got {size!r}"
+        )
+
+
+def _check_point(x: int, y: int, size: tuple[int, int]) -> None:
+    for name, value, limit in (("x", x, size[0]), ("y", y, size[1])):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}: expected whole pixels, got {value!r}")
+        if not 0 <= value < limit:
+            raise ValueError(f"{name}: must be 0 to {limit - 1}, got {value}")
+
+
+def _display_mode(mode: DisplayMode | str) -> DisplayMode:
+    if isinstance(mode, DisplayMode):
+        return mode
+    if isinstance(mode, str):
+        with contextlib.suppress(ValueError):
+            return DisplayMode(mode.lower())
+    raise ValueError(f"mode: expected one of default, single, spotlight, got {mode!r}")
+
+
+def _participant(session: CallSession, uid: str) -> str:
+    """The uid of a participant of ``session``; LOCAL_VIDEO and the kit's own uid both mean
+    the kit itself."""
+    if not isinstance(uid, str):
+        raise ValueError(f"uid: expected a participant's uid, got {uid!r}")
+    me = session.me
+    if me is not None and uid in (LOCAL_VIDEO, me.uid):
+        return me.uid
+    if uid in session.participants:
+        return uid
+    raise ValueError(f"uid: no participant {uid!r} in this call")
