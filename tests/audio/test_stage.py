@@ -1,0 +1,130 @@
+"""The processing stage's plumbing: which library it loads (and says so when it must fall
+back), a library that fails, what the kit reports, and the voice probability in the
+level meter."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from appliance.audio import engines
+from appliance.audio.engines import Backend, Libraries
+from appliance.audio.room import RoomAudio
+from appliance.audio.settings import RoomAudioConfig
+from appliance.media.levels import LevelMeter
+from hal.audio.base import FRAME_SAMPLES, Route
+from hal.audio.pcm import tone
+
+
+def without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> ModuleType:
+        if name in missing:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, package)
+
+    monkeypatch.setattr(engines.importlib, "import_module", import_module)
+
+
+def test_webrtc_is_preferred() -> None:
+    libraries = Libraries.load()
+    assert libraries.backend is Backend.WEBRTC
+    engine = libraries.engine(RoomAudioConfig(), processing=True)
+    assert engine is not None and engine.name == "webrtc AEC3+NS+AGC2" and engine.cancels_echo
+
+
+def test_without_webrtc_the_kit_says_it_falls_back_to_speexdsp(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    without(monkeypatch, "pywebrtc_audio")
+    with caplog.at_level(logging.WARNING):
+        libraries = Libraries.load()
+    assert libraries.backend is Backend.SPEEX
+    assert "Falling back to speexdsp's echo canceller" in caplog.text
+    assert "pywebrtc_audio" in libraries.reason
+    assert libraries.engine(RoomAudioConfig(), processing=True) is not None
+    # speexdsp only cancels echo: nothing to run where processing is off.
+    assert libraries.engine(RoomAudioConfig(), processing=False) is None
+
+
+def test_without_any_library_the_kit_says_so_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    without(monkeypatch, "pywebrtc_audio", "speexdsp")
+    with caplog.at_level(logging.ERROR):
+        libraries = Libraries.load()
+    assert libraries.backend is Backend.NONE
+    assert "NO AUDIO PROCESSING" in caplog.text
+    assert RoomAudio(libraries=libraries).status()["backend_problem"] == libraries.reason
+
+
+async def test_a_failing_library_leaves_the_microphone_unprocessed_and_warns() -> None:
+    class Broken:
+        name = "broken"
+        cancels_echo = True
+
+        def process(self, near: object, far: object) -> object:
+            raise RuntimeError("segfault avoided")
+
+        def set_delay_ms(self, delay_ms: int) -> None:
+            pass
+
+    class BrokenLibraries(Libraries):
+        def engine(self, config: RoomAudioConfig, *, processing: bool) -> engines.Engine:
+            return Broken()
+
+    warnings: list[tuple[str, str, str]] = []
+    audio = RoomAudio(libraries=BrokenLibraries(Backend.WEBRTC, engines))
+    stage = audio.start_call(lambda *w: warnings.append(w))
+    pcm = next(tone(500, frames=1))
+    stage.played(np.zeros(FRAME_SAMPLES, np.int16), None, 0.0)
+    first = await stage.process(pcm, 0.02)
+    second = await stage.process(pcm, 0.04)
+    await audio.end_call(stage)
+    assert np.array_equal(first.pcm, pcm) and np.array_equal(second.pcm, pcm)
+    assert warnings == [("audio-processing-failed", "audio", "broken: segfault avoided")]
+
+
+async def test_status_shows_the_route_in_use_and_processing_per_route() -> None:
+    audio = RoomAudio(RoomAudioConfig(processing="auto", routes={Route.EARPIECE: False}))
+    status = audio.status()
+    assert status["backend"] == "webrtc" and status["call"] is None
+    assert status["processing"] == {
+        "SPEAKER": True,
+        "EARPIECE": False,
+        "HEADPHONES": False,
+        "BLUETOOTH": False,
+    }
+    stage = audio.start_call()
+    stage.played(np.zeros(FRAME_SAMPLES, np.int16), Route.HEADPHONES, 0.0)
+    await stage.process(next(tone(500, frames=1)), 0.02)
+    call = audio.status()["call"]
+    assert call["route"] == "HEADPHONES" and call["voice_probability"] is not None
+    await audio.end_call(stage)
+    assert audio.status()["call"] is None
+    assert RoomAudioConfig(processing="off").processes(Route.SPEAKER) is False
+    assert RoomAudioConfig(processing="on").processes(Route.BLUETOOTH) is True
+
+
+def test_the_level_meter_uses_the_voice_probability() -> None:
+    loud_noise = np.random.default_rng(1).normal(0, 3000, FRAME_SAMPLES).astype(np.int16)
+    noisy = LevelMeter()
+    for _ in range(20):
+        noisy.add(loud_noise, voice=0.05)
+    assert noisy.dbfs > -30 and not noisy.speaking  # loud, but not a voice
+    talking = LevelMeter()
+    for _ in range(20):
+        talking.add(loud_noise, voice=0.95)
+    assert talking.speaking
+    for _ in range(40):
+        talking.add(None)  # muted
+    assert not talking.speaking
+    levels_only = LevelMeter()
+    for _ in range(5):
+        levels_only.add(loud_noise)
+    assert levels_only.voice is None and levels_only.speaking
