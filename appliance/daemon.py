@@ -9,10 +9,13 @@ import logging
 import signal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from appliance.api import ApiServer
 from appliance.calls import Calls, MediaOptions
 from appliance.config import Config
+from appliance.display import Compositor, HomeInfo
+from appliance.display.address import api_address
 from appliance.kit import KitController
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text
@@ -42,6 +45,7 @@ class Daemon:
         self.calls: Calls | None = None
         self.kit: KitController | None = None
         self.api: ApiServer | None = None
+        self.compositor: Compositor | None = None
         self._stop = asyncio.Event()
         # systemd notifications and the watchdog; ``supervisor.watch(task)`` makes a
         # background task's crash stop the daemon with a non-zero exit.
@@ -77,6 +81,18 @@ class Daemon:
                 state_dir=self.state_dir,
             ),
         )
+        # The screen: the call's view, composing even without a display (for display.png).
+        display = config.hal.display
+        self.compositor = Compositor(
+            self.hardware.display,
+            self.calls,
+            size=(display.width, display.height),
+            fps=display.fps,
+        )
+        self.calls.view = self.compositor
+        if self.hardware.pointer is not None:
+            self.compositor.attach_pointer(self.hardware.pointer)
+        await self.compositor.start()
         await self.calls.connect(patience=SERVER_PATIENCE)
         self.kit = KitController(
             self.calls,
@@ -94,11 +110,21 @@ class Daemon:
             auth_token=auth_token,
             server_url=self.server.url if self.server else config.server.url,
             session_server=self.server,
-            screen=getattr(self, "compositor", None),
+            screen=self.compositor,
             base_layer=self._base_layer,
         )
         await self.api.start()
+        self._show_home(self.api.tokens.fresh_token)
+        self.api.tokens.on_new_token.append(self._show_home)
         log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
+
+    def _show_home(self, api_token: str | None) -> None:
+        """The idle screen: name, API address, and a freshly made API token."""
+        if self.compositor is not None:
+            port = urlsplit(self.api.url).port if self.api is not None else None
+            address = api_address(self.config.api.listen, port)
+            home = HomeInfo(self.config.kit.name, address, True, api_token)
+            self.compositor.set_home(home)
 
     async def _auth_token(self) -> str:
         """The kit's auth token: from config, else the one saved in the state directory,
@@ -169,6 +195,8 @@ class Daemon:
             await self.kit.close()
         if self.calls is not None:
             await self.calls.close()  # ends the call: peers see the kit leave
+        if self.compositor is not None:
+            await self.compositor.stop()
         if self.hardware is not None:
             await self.hardware.close()
         if self.server is not None:
