@@ -11,7 +11,13 @@ from pathlib import Path
 from bench.common import Result, machine
 
 # In the order they appear in RESULTS.md.
-BENCHMARKS: list[str] = ["call_setup", "media_cpu", "button_latency", "server_load", "audio_processing"]
+BENCHMARKS: list[str] = [
+    "call_setup",
+    "media_cpu",
+    "button_latency",
+    "server_load",
+    "audio_processing",
+]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
