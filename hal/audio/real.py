@@ -1,0 +1,380 @@
+"""Real audio through ALSA (pyalsaaudio): the microphone and one playback PCM per route.
+
+Every PCM runs at 48 kHz, S16_LE, mono, in 20 ms periods (960 frames), on its own thread:
+ALSA reads and writes block. Routes map to PCM names from config (``[hal.audio]``):
+``speaker``, ``earpiece``, ``headphones`` and ``bluetooth`` (bluez-alsa's ``bluealsa`` PCM).
+Use ``plughw:``/``dmix``-style names or ``default`` so ALSA converts for cards that cannot
+do mono 48 kHz themselves.
+
+An xrun (over- or underrun, ``-EPIPE``) is recovered by re-preparing the PCM and counted. A
+PCM that fails otherwise (unplugged USB card, a Bluetooth headset gone) is reported as
+``AudioDeviceGone`` from the next read or write, so the router falls back to another route.
+Where the card reports its headphone jack, the headphone route is present only while
+something is plugged in (``jack.HeadphoneJack``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioDevices, AudioError, Pcm, Route
+from hal.audio.jack import DEV, SYSFS, HeadphoneJack, find_headphone_jack
+from hal.callbacks import CallbackList
+from hal.config import AudioConfig, HalConfig
+from hal.errors import DeviceGone, HardwareError
+from hal.handoff import Handoff
+from hal.kit import KitIdentity
+
+log = logging.getLogger(__name__)
+
+PERIODS = 4  # ALSA buffer: 80 ms
+PLAYBACK_QUEUE = 10  # periods waiting for the device (200 ms); beyond that the oldest go
+PREFILL = 2  # periods of silence first: the mixer's 20 ms ticks jitter on a busy loop
+CAPTURE_BUFFER = 10  # periods captured ahead of the reader; then the thread waits (overrun)
+JOIN_SECONDS = 2.0
+POLL_SECONDS = 0.2
+
+
+class AudioDeviceGone(AudioError, DeviceGone):
+    """The PCM failed for good: the route (or the microphone) is gone."""
+
+
+def import_alsaaudio() -> Any:
+    try:
+        import alsaaudio
+    except ImportError as exc:
+        raise HardwareError(
+            "audio", f"pyalsaaudio cannot be imported ({exc}): install the hardware extra"
+        ) from exc
+    return alsaaudio
+
+
+def open_pcm(alsa: Any, capture: bool, device: str, name: str) -> Any:
+    """Open ``device`` for 48 kHz mono S16_LE in 960-frame periods, or raise AudioError."""
+    try:
+        pcm = alsa.PCM(
+            type=alsa.PCM_CAPTURE if capture else alsa.PCM_PLAYBACK,
+            mode=alsa.PCM_NORMAL,
+            rate=SAMPLE_RATE,
+            channels=1,
+            format=alsa.PCM_FORMAT_S16_LE,
+            periodsize=FRAME_SAMPLES,
+            periods=PERIODS,
+            device=device,
+        )
+    except alsa.ALSAAudioError as exc:
+        raise AudioDeviceGone(name, f"cannot open ALSA PCM {device!r}: {exc}") from exc
+    info = pcm.info()
+    got = (info.get("rate"), info.get("channels"), info.get("format_name"))
+    if got != (SAMPLE_RATE, 1, "S16_LE"):
+        pcm.close()
+        raise AudioError(
+            name,
+            f"ALSA PCM {device!r} runs at {got[0]} Hz, {got[1]} channels, {got[2]}; "
+            "use a plug device (plughw:...) so ALSA converts to 48 kHz mono S16_LE",
+        )
+    return pcm
+
+
+def is_xrun(alsa: Any, pcm: Any) -> bool:
+    try:
+        return bool(pcm.state() == alsa.PCM_STATE_XRUN)
+    except alsa.ALSAAudioError:
+        return False
+
+
+class AlsaOutput:
+    """One route's playback PCM. ``write`` queues (never blocks the loop); a thread plays.
+    Records ``xruns`` (recovered underruns), ``dropped`` (periods the device fell behind
+    on) and ``periods_played``."""
+
+    def __init__(
+        self,
+        alsa: Any,
+        route: Route,
+        device: str,
+        *,
+        present: bool = True,
+        needs_presence: bool = False,
+    ) -> None:
+        self._alsa = alsa
+        self._route = route
+        self.device = device
+        self._present = present
+        self.needs_presence = needs_presence
+        self._presence_callbacks: CallbackList[bool] = CallbackList()
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: AudioError | None = None
+        self.jack: HeadphoneJack | None = None  # what tells this route's presence, if any
+        self.xruns = 0
+        self.dropped = 0
+        self.periods_played = 0
+        self.opens = 0
+
+    @property
+    def route(self) -> Route:
+        return self._route
+
+    @property
+    def name(self) -> str:
+        return f"audio {self._route.value.lower()}"
+
+    @property
+    def present(self) -> bool:
+        return self._present
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def on_presence_changed(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        return self._presence_callbacks.add(callback)
+
+    def set_present(self, present: bool) -> None:
+        if present != self._present:
+            self._present = present
+            if present:
+                self._failure = None  # a device that comes back gets another chance
+            self._presence_callbacks.fire(present)
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self.needs_presence and not self._present:
+            raise AudioError(self.name, "no device connected")
+
+    async def open(self) -> None:
+        self._check_usable()
+        if self.is_open:
+            return
+        pcm = await asyncio.to_thread(open_pcm, self._alsa, False, self.device, self.name)
+        pending: queue.Queue[bytes | None] = queue.Queue(PLAYBACK_QUEUE)
+        thread = threading.Thread(
+            target=self._play, args=(pcm, pending), name=self.name, daemon=True
+        )
+        self._queue, self._thread = pending, thread
+        thread.start()
+        self.opens += 1
+
+    async def write(self, pcm: Pcm) -> None:
+        if pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise ValueError(f"expected 1-D int16 PCM, got {pcm.dtype} with shape {pcm.shape}")
+        self._check_usable()
+        pending = self._queue
+        if pending is None:
+            raise AudioError(self.name, "not open")
+        data = pcm.astype("<i2", copy=False).tobytes()
+        while True:
+            try:
+                pending.put_nowait(data)
+                return
+            except queue.Full:  # the device is slower than the mixer: drop the oldest
+                with contextlib.suppress(queue.Empty):
+                    pending.get_nowait()
+                    self.dropped += 1
+
+    async def close(self) -> None:
+        pending, thread = self._queue, self._thread
+        self._queue = self._thread = None
+        if pending is None or thread is None:
+            return
+        while True:
+            try:
+                pending.put_nowait(None)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    pending.get_nowait()
+        await asyncio.to_thread(thread.join, JOIN_SECONDS)
+
+    # --- the playback thread ---
+
+    def _play(self, pcm: Any, pending: queue.Queue[bytes | None]) -> None:
+        try:
+            silence = bytes(2 * FRAME_SAMPLES)
+            for _ in range(PREFILL):
+                self._write(pcm, silence)
+            while (data := pending.get()) is not None:
+                self._write(pcm, data)
+                self.periods_played += 1
+            with contextlib.suppress(self._alsa.ALSAAudioError):
+                pcm.drain()  # play out the last 80 ms rather than cut them off
+        except AudioError as err:
+            log.warning("%s: %s", self.name, err.message)
+            self._failure = err
+        finally:
+            with contextlib.suppress(Exception):
+                pcm.close()
+
+    def _write(self, pcm: Any, data: bytes) -> None:
+        try:
+            pcm.write(data)
+        except self._alsa.ALSAAudioError as exc:
+            if not is_xrun(self._alsa, pcm):
+                raise AudioDeviceGone(self.name, f"{self.device}: {exc}") from exc
+            self.xruns += 1  # underrun: pyalsaaudio re-prepares on the next write
+            try:
+                pcm.write(data)
+            except self._alsa.ALSAAudioError as again:
+                raise AudioDeviceGone(self.name, f"{self.device}: {again}") from again
+
+
+class AlsaMicrophone:
+    """The capture PCM, read by a thread 20 ms at a time. Records ``xruns`` (recovered
+    overruns: the reader fell more than ``CAPTURE_BUFFER`` periods behind)."""
+
+    def __init__(self, alsa: Any, device: str) -> None:
+        self._alsa = alsa
+        self.device = device
+        self._frames: Handoff[Pcm] | None = None
+        self._slots: threading.Semaphore | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.xruns = 0
+        self.frames_read = 0
+        self.opens = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._frames is not None
+
+    async def open(self) -> None:
+        if self.is_open:
+            raise AudioError("microphone", "already open")
+        pcm = await asyncio.to_thread(open_pcm, self._alsa, True, self.device, "microphone")
+        frames: Handoff[Pcm] = Handoff(CAPTURE_BUFFER + 1)
+        slots = threading.Semaphore(CAPTURE_BUFFER)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._capture,
+            args=(pcm, frames, slots, stop),
+            name="microphone",
+            daemon=True,
+        )
+        self._frames, self._slots, self._stop, self._thread = frames, slots, stop, thread
+        thread.start()
+        self.opens += 1
+
+    async def read(self) -> Pcm:
+        frames, slots = self._frames, self._slots
+        if frames is None or slots is None:
+            raise AudioError("microphone", "not open")
+        pcm = await frames.get()
+        slots.release()
+        self.frames_read += 1
+        return pcm
+
+    async def close(self) -> None:
+        frames, slots, thread = self._frames, self._slots, self._thread
+        self._frames = self._slots = self._thread = None
+        if frames is None or slots is None or thread is None:
+            return
+        self._stop.set()
+        slots.release()  # wake a thread waiting for room
+        frames.fail(AudioError("microphone", "closed"))
+        await asyncio.to_thread(thread.join, JOIN_SECONDS)
+
+    # --- the capture thread ---
+
+    def _capture(
+        self, pcm: Any, frames: Handoff[Pcm], slots: threading.Semaphore, stop: threading.Event
+    ) -> None:
+        alsa = self._alsa
+        pending = np.empty(0, np.int16)
+        try:
+            while not stop.is_set():
+                if not slots.acquire(timeout=POLL_SECONDS):
+                    continue  # the reader is behind: ALSA keeps capturing until it overruns
+                if stop.is_set():
+                    return
+                try:
+                    length, data = pcm.read()
+                except alsa.ALSAAudioError as exc:
+                    if not is_xrun(alsa, pcm):
+                        raise AudioDeviceGone("microphone", f"{self.device}: {exc}") from exc
+                    length, data = -1, b""
+                if length < 0:
+                    self.xruns += 1  # overrun: pyalsaaudio re-prepares on the next read
+                    slots.release()
+                    continue
+                pending = np.concatenate((pending, np.frombuffer(data, "<i2").astype(np.int16)))
+                if len(pending) < FRAME_SAMPLES:
+                    slots.release()
+                    continue
+                frames.put_threadsafe(pending[:FRAME_SAMPLES].copy())
+                pending = pending[FRAME_SAMPLES:]
+        except AudioError as err:
+            log.warning("microphone: %s", err.message)
+            frames.fail_threadsafe(err)
+        finally:
+            with contextlib.suppress(Exception):
+                pcm.close()
+
+
+def create(
+    config: HalConfig,
+    kit: KitIdentity,
+    *,
+    alsa: Any = None,
+    sysfs: Path = SYSFS,
+    dev: Path = DEV,
+) -> AudioDevices:
+    """The configured PCMs, each checked by opening it once, so a missing card is a
+    start-up error naming it. The Bluetooth PCM is opened only once a headset connects."""
+    alsa = alsa if alsa is not None else import_alsaaudio()
+    settings = config.audio
+    wired = _wired_routes(settings)
+    for what, device, capture in (
+        ("microphone", settings.capture, True),
+        *((f"{route.value.lower()} route", device, False) for route, device in wired.items()),
+    ):
+        try:
+            open_pcm(alsa, capture, device, "audio").close()
+        except AudioError as err:
+            raise HardwareError("audio", f"{what}: {err.message}") from err
+    outputs: dict[Route, Any] = {
+        route: AlsaOutput(alsa, route, device) for route, device in wired.items()
+    }
+    headphones = outputs.get(Route.HEADPHONES)
+    if headphones is not None:
+        _follow_jack(headphones, find_headphone_jack(sysfs, dev))
+    outputs[Route.BLUETOOTH] = AlsaOutput(
+        alsa, Route.BLUETOOTH, settings.bluetooth, present=False, needs_presence=True
+    )
+    return AudioDevices(microphone=AlsaMicrophone(alsa, settings.capture), outputs=outputs)
+
+
+def _wired_routes(settings: AudioConfig) -> dict[Route, str]:
+    routes = {Route.SPEAKER: settings.speaker}
+    if settings.earpiece:
+        routes[Route.EARPIECE] = settings.earpiece
+    if settings.headphones:
+        routes[Route.HEADPHONES] = settings.headphones
+    return routes
+
+
+def _follow_jack(output: AlsaOutput, device: Path | None) -> None:
+    """Headphones are present while plugged in, if the card reports its jack; otherwise
+    always (the route is offered and chosen by hand)."""
+    if device is None:
+        log.info("no headphone jack detection: the headphone route is always offered")
+        return
+    jack = HeadphoneJack(device, output.set_present)
+    try:
+        jack.start()
+    except (OSError, RuntimeError) as exc:  # no permission, or no running loop
+        log.warning("headphone jack %s cannot be followed: %s", device, exc)
+        return
+    output.jack = jack
+    output.set_present(jack.plugged)
+    log.info("headphone jack %s: %s", device, "plugged" if jack.plugged else "unplugged")
