@@ -17,6 +17,7 @@ BENCHMARKS: list[str] = [
     "button_latency",
     "server_load",
     "audio_processing",
+    "compositor",
 ]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
