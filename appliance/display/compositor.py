@@ -437,21 +437,34 @@ class Compositor:
         with self._calls.events.subscribe() as queue:
             while True:
                 event = await queue.get()
-                on_event(self._calls, self._state, event, time.monotonic())
-                self._refresh()
+                try:
+                    on_event(self._calls, self._state, event, time.monotonic())
+                    self._refresh()
+                except Exception:  # the screen must never take the call down
+                    log.exception("the screen failed to follow %s", event.event)
 
     async def _tick(self) -> None:
         while True:
             in_call = active_session(self._calls) is not None
             await asyncio.sleep(SPEAKER_POLL if in_call else IDLE_TICK)
-            if in_call:
-                update_speaker(self._calls, self._state)
-            self._refresh()
+            try:
+                if in_call:
+                    update_speaker(self._calls, self._state)
+                self._refresh()
+            except Exception:  # the screen must never take the call down
+                log.exception("the screen failed to follow the call")
 
     # --- scene -----------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        """Read the state again; a changed scene gets a new layout and wakes the painter."""
+        """Read the state again; a changed scene gets a new layout and wakes the painter.
+        Never raises: it runs inside the call layer's frame pumps and event handlers."""
+        try:
+            self._refresh_scene()
+        except Exception:
+            log.exception("the screen failed to follow the call")
+
+    def _refresh_scene(self) -> None:
         now = time.monotonic()
         calls = self._calls
         follow_session(calls, self._state, now)

@@ -81,6 +81,7 @@ class Painter:
         self.lock = threading.Lock()
         self.frames = 0  # paints that changed pixels
         self.pixels_painted = 0
+        self.cpu_seconds = 0.0  # CPU time this thread spent painting
         # Until then (time.monotonic()), also publish each frame as an av.VideoFrame.
         self.keep_video_frame_until = 0.0
         self.video_frame: av.VideoFrame | None = None
@@ -93,37 +94,40 @@ class Painter:
         """Bring the canvas up to date with ``items`` and the latest ``frames`` (by video
         key); returns the regions repainted (none: nothing changed)."""
         with self.lock:
-            dirty = self._changed_items(items)
-            videos = {item.video: item for item in items if isinstance(item, VideoItem)}
-            for key, item in videos.items():
-                frame = frames.get(key)
-                if frame is None:
-                    continue  # no picture yet (or just gone): keep what the tile showed
-                tile = self._tiles.get(key)
-                if (
-                    tile is None
-                    or tile.source is not frame
-                    or tile.size != (item.rect.w, item.rect.h)
-                ):
-                    scaler = self._scalers.setdefault(key, _Scaler())
-                    self._tiles[key] = scaler(frame, item.rect.w, item.rect.h)
-                    dirty.append(item.rect)
-            for key in [k for k in self._tiles if k not in videos]:
-                del self._tiles[key]
-                self._scalers.pop(key, None)
-            regions = merge_rects(dirty, self.bounds)
-            for region in regions:
-                self._repaint(region, items)
-            self._items = items
-            if regions:
-                self.frames += 1
-                self.pixels_painted += sum(r.area for r in regions)
-            if time.monotonic() < self.keep_video_frame_until:
-                if regions or self.video_frame is None:
-                    self.video_frame = av.VideoFrame.from_ndarray(self.canvas, format="rgb24")
-            else:
-                self.video_frame = None
-            return regions
+            started = time.thread_time()
+            try:
+                return self._paint(items, frames)
+            finally:
+                self.cpu_seconds += time.thread_time() - started
+
+    def _paint(self, items: tuple[Item, ...], frames: dict[str, av.VideoFrame]) -> list[Rect]:
+        dirty = self._changed_items(items)
+        videos = {item.video: item for item in items if isinstance(item, VideoItem)}
+        for key, item in videos.items():
+            frame = frames.get(key)
+            if frame is None:
+                continue  # no picture yet (or just gone): keep what the tile showed
+            tile = self._tiles.get(key)
+            if tile is None or tile.source is not frame or tile.size != (item.rect.w, item.rect.h):
+                scaler = self._scalers.setdefault(key, _Scaler())
+                self._tiles[key] = scaler(frame, item.rect.w, item.rect.h)
+                dirty.append(item.rect)
+        for key in [k for k in self._tiles if k not in videos]:
+            del self._tiles[key]
+            self._scalers.pop(key, None)
+        regions = merge_rects(dirty, self.bounds)
+        for region in regions:
+            self._repaint(region, items)
+        self._items = items
+        if regions:
+            self.frames += 1
+            self.pixels_painted += sum(r.area for r in regions)
+        if time.monotonic() < self.keep_video_frame_until:
+            if regions or self.video_frame is None:
+                self.video_frame = av.VideoFrame.from_ndarray(self.canvas, format="rgb24")
+        else:
+            self.video_frame = None
+        return regions
 
     def invalidate(self) -> None:
         """Repaint everything next time (after an error left the canvas half painted)."""
