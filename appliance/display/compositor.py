@@ -101,6 +101,7 @@ class Compositor:
         self._frame_no = 0
         self._display_ok = False
         self._present_pending = True
+        self._resize_to: tuple[int, int] | None = None
         self._gesture: _Gesture | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -376,6 +377,8 @@ class Compositor:
             if delay > 0:
                 await asyncio.sleep(delay)  # at most fps frames; newer frames replace older
             self._wake.clear()
+            if self._resize_to is not None:
+                self._apply_size(self._resize_to)
             started = loop.time()
             layout = self._layout
             try:
@@ -409,19 +412,23 @@ class Compositor:
             self._display_ok = False
             self._present_pending = True
 
-    async def _open_display(self) -> bool:
+    async def _open_display(self, *, quiet: bool = False) -> bool:
         display = self._display
         assert display is not None
         try:
             await display.open()
         except HardwareError as err:
-            log.warning("display: %s", err.message)
+            (log.debug if quiet else log.warning)("display: %s", err.message)
             return False
-        if display.size != self._size:
-            log.warning(
-                "display: the screen is %s, the compositor paints %s", display.size, self._size
-            )
-            return False
+        size = display.size
+        if size != self._size:
+            try:
+                _check_size(size)
+            except ValueError:
+                log.warning("display: cannot paint a %s screen", size)
+                return False
+            log.info("display: the screen is %dx%d now; composing at that size", *size)
+            self._resize_to = size
         self._display_ok = True
         self._present_pending = True
         self._wake.set()
@@ -430,8 +437,16 @@ class Compositor:
     async def _watch_display(self) -> None:
         while True:
             await asyncio.sleep(DISPLAY_RETRY)
-            if not self._display_ok and await self._open_display():
+            if not self._display_ok and await self._open_display(quiet=True):
                 log.info("display: back")
+
+    def _apply_size(self, size: tuple[int, int]) -> None:
+        """Compose at another size (another monitor): only between two paints."""
+        self._resize_to = None
+        self._size = size
+        self._painter = Painter(size, self._sprites, first_frame=self._painter.frames)
+        self._state.floating_at = None
+        self._layout = compute_layout(self._scene, size)
 
     async def _follow_events(self) -> None:
         with self._calls.events.subscribe() as queue:

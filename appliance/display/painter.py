@@ -73,13 +73,13 @@ class _Scaler:
 
 
 class Painter:
-    def __init__(self, size: tuple[int, int], sprites: SpriteCache) -> None:
+    def __init__(self, size: tuple[int, int], sprites: SpriteCache, first_frame: int = 0) -> None:
         width, height = size
         self.size = size
         self.bounds = Rect(0, 0, width, height)
         self.canvas: Rgb = np.zeros((height, width, 3), np.uint8)
         self.lock = threading.Lock()
-        self.frames = 0  # paints that changed pixels
+        self.frames = first_frame  # paints that changed pixels (numbers the frames)
         self.pixels_painted = 0
         self.cpu_seconds = 0.0  # CPU time this thread spent painting
         # Until then (time.monotonic()), also publish each frame as an av.VideoFrame.

@@ -21,6 +21,7 @@ from appliance.display.compositor import Compositor
 from appliance.display.scene import HomeInfo, Scene
 from appliance.server import SessionServer
 from hal.camera.pattern import kit_colour
+from hal.display.fake import FakeDisplay
 from tests.display.conftest import (
     SCREEN,
     ScreenKit,
@@ -166,3 +167,39 @@ async def test_an_avatar_image_from_a_url(
         return tile is not None and near(region(frame, tile.rect), face, 3).mean() > 0.8
 
     await a.until(picture)
+
+
+class Monitor(FakeDisplay):
+    """A fake screen whose size is that of whatever monitor is plugged in."""
+
+    def plug_in(self, width: int, height: int) -> None:
+        self._size = (width, height)
+        self.replug()
+
+
+async def test_another_monitor_is_composed_at_its_size(kits: KitFactory) -> None:
+    kit = await kits("room-a")
+    monitor = Monitor(*SCREEN)
+    screen = Compositor(monitor, kit.calls)
+    await screen.start()
+    try:
+        screen.set_home(HOME)
+        async with asyncio.timeout(10):
+            while (
+                monitor.last_frame is None
+                or not (monitor.last_frame == painted(Scene(home=HOME))).all()
+            ):
+                await asyncio.sleep(0.05)
+        number = screen.frame_number
+        monitor.unplug()
+        screen.set_home(home("Away"))
+        await asyncio.sleep(0.3)
+        monitor.plug_in(800, 480)
+        expected = painted(Scene(home=home("Away")), (800, 480))
+        async with asyncio.timeout(10):
+            while monitor.last_frame is None or monitor.last_frame.shape != expected.shape:
+                await asyncio.sleep(0.05)
+        assert (monitor.last_frame == expected).all()
+        assert screen.size == (800, 480) and screen.frame_number > number
+    finally:
+        await screen.stop()
