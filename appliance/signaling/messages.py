@@ -171,12 +171,26 @@ class Error(Reply):
     message: str
 
 
+class JanusRoomAccess(Message):
+    """What a kit needs to take part in a session whose media runs on a Janus VideoRoom.
+    Only a kit whose call token the server accepted learns it: ``token`` is in the room's
+    allowed list for this participant alone, and the room wants ``pin`` too."""
+
+    type: Literal["janus"] = "janus"
+    url: str  # Janus's WebSocket API (subprotocol janus-protocol)
+    room: int
+    pin: str
+    token: str
+    api_secret: str | None = None  # when that Janus wants one on every request
+
+
 class Joined(Reply):
     type: Literal["joined"] = "joined"
     session_id: str
     you: Participant
     participants: list[Participant]  # the others already there, oldest first
     audio_only: bool  # the session's call type (the first joiner's, until switched)
+    media: JanusRoomAccess | None = None  # None: media flows peer to peer (mesh)
 
 
 class CallReply(Reply):
