@@ -172,9 +172,11 @@ class Compositor:
     # --- View: called by the call layer for every decoded frame (keep it O(1)) ----------
 
     def show_video(self, uid: str, frame: Any) -> None:
+        width, height = frame.width, frame.height
+        if width <= 0 or height <= 0:
+            return  # nothing to show
         self._frames[uid] = frame
-        height = frame.height
-        aspect = frame.width / height if height else 0.0
+        aspect = width / height
         if self._aspects.get(uid) != aspect:
             self._aspects[uid] = aspect
             self._refresh()
