@@ -21,6 +21,7 @@ from appliance.calls import DisplayMode
 
 BOUNDARY = "callbox-frame"
 JPEG_QUALITY = 80
+KEEPALIVE_SECONDS = 2.0
 Fps = Annotated[int, Field(ge=1, le=30)]
 Frames = Annotated[int, Field(ge=1, le=100_000)]
 NO_SCREEN = "The kit has no screen compositor (display disabled)"
@@ -118,13 +119,19 @@ class DisplayApi:
                 frame_task = asyncio.ensure_future(screen.next_frame(sequence))
                 stop_task = asyncio.ensure_future(self._closing.wait())
                 done, _ = await asyncio.wait(
-                    {frame_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                    {frame_task, stop_task},
+                    timeout=KEEPALIVE_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 stop_task.cancel()
-                if frame_task not in done:
+                if stop_task in done:
                     frame_task.cancel()
                     break
-                sequence, rgb = frame_task.result()
+                if frame_task in done:
+                    sequence, rgb = frame_task.result()
+                else:  # a still screen: repeat it now and then, so clients see the stream live
+                    frame_task.cancel()
+                    rgb = screen.snapshot_rgb()
                 jpeg = await asyncio.to_thread(encode_jpeg, rgb)
                 await response.write(
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"

@@ -20,7 +20,11 @@ def daemon_config(tmp: Path, uid: str = "room-a", **overrides: Any) -> dict[str,
         "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
         "server": {"listen": "127.0.0.1:0"},
         "api": {"listen": "127.0.0.1:0", "token": TOKEN},
-        "hal": {"backend": "fake", "camera": {"width": 320, "height": 240, "fps": 15}},
+        "hal": {
+            "backend": "fake",
+            "camera": {"width": 320, "height": 240, "fps": 15},
+            "display": {"width": 640, "height": 360, "fps": 10},  # cheap to compose
+        },
         "paths": {"state": str(tmp / uid)},
     }
     return merge(base, overrides)
