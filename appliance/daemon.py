@@ -68,6 +68,9 @@ class Daemon:
         auth_token = await self._auth_token()
         self.hardware = build_hardware(config.hal, KitIdentity(config.kit.uid, config.kit.name))
         self._log_hardware(self.hardware)
+        if self.hardware.bluetooth is not None:
+            # Reports the headsets already connected, so the Bluetooth route is there at once.
+            await self.hardware.bluetooth.start()
         camera = config.hal.camera
         self.calls = Calls(
             server_url=self.server.url if self.server else config.server.url,
