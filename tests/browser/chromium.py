@@ -34,9 +34,9 @@ BASE_FLAGS = (
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-    # Chromium hides host candidates behind random mDNS names (x.local) by default; aiortc
-    # cannot resolve those, so the kit would never reach the browser. A browser on a
-    # person's LAN has the same problem unless the kit offers a relay: see the README.
+    # Chromium hides its host candidates behind random mDNS names (x.local) by default and
+    # aiortc cannot resolve those, so the kit could only learn the browser's address from
+    # the browser's own connectivity checks. The test wants both sides' real candidates.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--remote-debugging-port=0",
     "--window-size=1280,900",
