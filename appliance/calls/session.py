@@ -1,4 +1,9 @@
-"""One call session, from join to teardown: participants, mesh peers, media, events."""
+"""One call session, from join to teardown: participants, media, events.
+
+The session server is the source of truth for who takes part and their state (muted,
+paused, recording), so every event means the same whichever media backend carries the
+streams: peer to peer (``MeshMedia``), or a Janus VideoRoom (``JanusRoomMedia``) when the
+server's ``Joined`` says so."""
 
 from __future__ import annotations
 
@@ -25,15 +30,16 @@ from appliance.calls.events import (
     RTCVideoPausedUser,
 )
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.media.backend import MediaBackend, MediaUnavailable
+from appliance.media.janus.room import JanusRoomMedia
 from appliance.media.local import LocalMedia
+from appliance.media.mesh import MeshMedia
 from appliance.media.peer import Peer
 from appliance.media.recorder import Recorder
 from appliance.media.remote import AudioMixer, RemoteVideo
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import SignalingClient, SignalingError
 from appliance.signaling.messages import (
-    Candidate,
-    Description,
     Join,
     Joined,
     Leave,
@@ -120,7 +126,7 @@ class CallSession:
         self.display_mode = settings.mode
         self.me: Participant | None = None
         self.participants: dict[str, Participant] = {}  # the others, in join order
-        self.peers: dict[str, Peer] = {}
+        self.media: MediaBackend | None = None  # chosen once the server said how
         self._room_audio = room_audio
         self.audio = room_audio.start_call(self._warn) if room_audio is not None else None
         self.local = LocalMedia(
@@ -138,7 +144,13 @@ class CallSession:
         self._joined = asyncio.Event()
         self._idle_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._media_lost: asyncio.Task[None] | None = None
         self.ended_reason: str | None = None
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        """The mesh's peer connections by uid (none when a media server carries the call)."""
+        return self.media.peers if isinstance(self.media, MeshMedia) else {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -182,6 +194,17 @@ class CallSession:
         self.audio_only = reply.audio_only
         if not self.audio_only:
             await self.local.enable_video()
+        self.media = self._media_backend(reply)
+        try:
+            await self.media.start(video=not self.audio_only)
+        except MediaUnavailable as err:
+            self._joined.set()
+            with contextlib.suppress(SignalingError, ConnectionError, TimeoutError):
+                await self._client.request(Leave(type="leave"), timeout=LEAVE_TIMEOUT)
+            await self._teardown()
+            self.state = SessionState.IDLE
+            self._hub.delegate = None
+            raise CallsError("media-unavailable", str(err)) from None
         self.me = reply.you
         self.state = SessionState.ACTIVE
         self._on_state(self)
@@ -251,8 +274,8 @@ class CallSession:
         if self.recorder is not None:
             recorder, self.recorder = self.recorder, None
             await recorder.stop()
-        await asyncio.gather(*(peer.close() for peer in self.peers.values()))
-        self.peers.clear()
+        if self.media is not None:
+            await self.media.close()
         await self.mixer.stop()
         await self._router.bind(None)
         await self.remote_video.stop()
@@ -267,7 +290,8 @@ class CallSession:
         if self.state != SessionState.ACTIVE:
             return
         if isinstance(message, SignalIn):
-            await self._on_signal(message)
+            if self.media is not None:
+                await self.media.handle_signal(message)
         elif isinstance(message, ParticipantJoined):
             if message.participant.uid in self.participants:
                 self.participants[message.participant.uid] = message.participant
@@ -289,35 +313,18 @@ class CallSession:
                 await self._remove_participant(uid)
             await self.end(notify_server=False, event="onCallEnded", reason=message.reason)
 
-    async def _on_signal(self, message: SignalIn) -> None:
-        peer = self.peers.get(message.from_)
-        if peer is None:
-            if message.from_ not in self.participants:
-                log.warning(
-                    "signal from %s, who is not in session %s", message.from_, self.session_id
-                )
-                return
-            peer = self._make_peer(message.from_, offerer=False)
-        try:
-            await peer.handle(message.description, message.candidate)
-        except Exception as err:  # a malformed SDP from one peer must not end the call
-            log.warning("bad signal from %s: %s", message.from_, err)
-            self._warn("bad-signal", "network", f"{message.from_}: {err}")
-
     def _add_participant(self, participant: Participant, *, offerer: bool) -> None:
         self.participants[participant.uid] = participant
         self._hub.emit("onUserJoined", rtc_user(participant))
-        peer = self._make_peer(participant.uid, offerer=offerer)
-        if offerer:
-            self._spawn(peer.start(video=not self.audio_only), f"offer to {participant.uid}")
+        if self.media is not None:
+            self.media.add_participant(participant.uid, offerer=offerer, video=not self.audio_only)
 
     async def _remove_participant(self, uid: str) -> None:
         participant = self.participants.pop(uid)
-        peer = self.peers.pop(uid, None)
         self.mixer.remove(uid)
         self.remote_video.remove(uid)
-        if peer is not None:
-            await peer.close()
+        if self.media is not None:
+            await self.media.remove_participant(uid)
         self._hub.emit("onUserLeft", rtc_user(participant))
 
     def _on_participant_updated(self, message: ParticipantUpdated) -> None:
@@ -341,9 +348,8 @@ class CallSession:
         if self.me is not None:
             self.me = self.me.model_copy(update={"audio_only": False})
         await self.local.enable_video()
-        for peer in self.peers.values():
-            if peer.offerer:
-                self._spawn(peer.add_video(), f"video to {peer.uid}")
+        if self.media is not None:
+            await self.media.enable_video()
         me = self.local_user()
         initiator = me if self.me is not None and by.uid == self.me.uid else rtc_user(by)
         accepted = None if initiator is me else me
@@ -352,26 +358,33 @@ class CallSession:
         )
         self._local_changed()
 
-    # --- peers ---------------------------------------------------------------------------
+    # --- media ---------------------------------------------------------------------------
 
-    def _make_peer(self, uid: str, *, offerer: bool) -> Peer:
-        async def send(description: Description | None, candidate: Candidate | None) -> None:
-            await self._client.send(
-                SignalOut(type="signal", to=uid, description=description, candidate=candidate)
+    def _media_backend(self, joined: Joined) -> MediaBackend:
+        options = self._options
+        if joined.media is not None:
+            return JanusRoomMedia(
+                joined.media,
+                uid=joined.you.uid,
+                local=self.local,
+                on_track=self._on_track,
+                on_failed=self._on_media_lost,
+                warn=self._warn,
+                ice_servers=list(options.ice_servers),
+                video_codec=options.video_codec,
             )
 
-        peer = Peer(
-            uid,
-            offerer=offerer,
+        async def send(message: SignalOut) -> None:
+            await self._client.send(message)
+
+        return MeshMedia(
             local=self.local,
             send=send,
             on_track=self._on_track,
-            on_state=self._on_peer_state,
-            ice_servers=list(self._options.ice_servers),
-            video_codec=self._options.video_codec,
+            warn=self._warn,
+            ice_servers=list(options.ice_servers),
+            video_codec=options.video_codec,
         )
-        self.peers[uid] = peer
-        return peer
 
     def _on_track(self, uid: str, track: MediaStreamTrack) -> None:
         if uid not in self.participants:
@@ -381,10 +394,16 @@ class CallSession:
         elif track.kind == "video":
             self.remote_video.add_track(uid, track)
 
-    def _on_peer_state(self, uid: str, state: str) -> None:
-        log.info("session %s: connection to %s is %s", self.session_id, uid, state)
-        if state == "failed":
-            self._warn("peer-failed", "network", f"the media connection to {uid} failed")
+    def _on_media_lost(self, reason: str) -> None:
+        """The media server went away (stopped, restarted, unreachable): the call cannot go
+        on, so it ends as cleanly as it would for a hang-up, never left hanging."""
+        if self.state != SessionState.ACTIVE or self._media_lost is not None:
+            return
+        self._warn("media-server-lost", "network", reason)
+        # Not one of self._tasks: the teardown cancels those, and this task runs it.
+        self._media_lost = asyncio.create_task(
+            self.end(event="onCallEnded", reason="media-server-lost"), name="media lost"
+        )
 
     # --- local actions -------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The kit's media through a Janus VideoRoom: one published stream, one subscription."""

@@ -1,0 +1,227 @@
+"""``JanusRoomMedia``: a session's media through a Janus VideoRoom.
+
+The kit publishes one stream (``Publisher``) and receives the others' on one multistream
+subscription (``Subscription``), so it encodes and sends its camera once whatever the room's
+size. Who takes part is still the session server's word: the call core adds and removes
+participants here exactly as in a mesh, and only their published feeds are received. A
+feed is matched to its participant by the VideoRoom ``display``, which every kit sets to
+its uid.
+
+A Janus that stops, restarts or forgets our session ends the call through ``on_failed``,
+once, unless the kit itself is closing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from appliance.media.backend import MediaUnavailable, OnFailed, OnTrack
+from appliance.media.janus.api import (
+    JanusConnection,
+    JanusError,
+    JanusSession,
+    plugin_reply,
+)
+from appliance.media.janus.publisher import Publisher
+from appliance.media.janus.subscription import StreamKey, Subscription
+from appliance.media.local import LocalMedia
+from appliance.media.mesh import Warn
+from appliance.signaling.messages import JanusRoomAccess, SignalIn
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 3.0
+
+
+@dataclass
+class Feed:
+    """A publisher in the room, as Janus last described it."""
+
+    id: int
+    uid: str
+    streams: dict[str, str] = field(default_factory=dict)  # its mid -> audio | video
+    seen: int = 0  # when it was (re)announced: a uid's newest feed is the one that counts
+
+
+class JanusRoomMedia:
+    def __init__(
+        self,
+        access: JanusRoomAccess,
+        *,
+        uid: str,
+        local: LocalMedia,
+        on_track: OnTrack,
+        on_failed: OnFailed,
+        warn: Warn,
+        ice_servers: list[RTCIceServer],
+        video_codec: str | None,
+    ) -> None:
+        self.access = access
+        self._uid = uid
+        self._local = local
+        self._on_track = on_track
+        self._on_failed = on_failed
+        self._warn = warn
+        self._ice_servers = ice_servers
+        self._video_codec = video_codec
+        self._members: set[str] = set()
+        self.feeds: dict[int, Feed] = {}
+        self._announcements = itertools.count(1)
+        self.connection: JanusConnection | None = None
+        self.session: JanusSession | None = None
+        self.publisher: Publisher | None = None
+        self.subscription: Subscription | None = None
+        self._closing = False
+        self._failed = False
+
+    # --- MediaBackend --------------------------------------------------------------------
+
+    async def start(self, *, video: bool) -> None:
+        try:
+            await self._start(video)
+        except Exception as err:
+            if not isinstance(err, JanusError | OSError | TimeoutError):
+                log.warning("joining the media room failed", exc_info=err)
+            await self.close()
+            raise MediaUnavailable(f"the call's media server ({self.access.url}): {err}") from None
+
+    async def _start(self, video: bool) -> None:
+        access = self.access
+        self.connection = await JanusConnection.open(access.url, api_secret=access.api_secret)
+        self.connection.on_lost(self._lost)
+        self.session = await self.connection.create_session()
+        self.session.on_lost(self._lost)
+        handle = await self.session.attach()
+        handle.on_event(self._publisher_event)
+        self.publisher = Publisher(
+            handle,
+            access,
+            uid=self._uid,
+            local=self._local,
+            ice_servers=self._ice_servers,
+            video_codec=self._video_codec,
+        )
+        for publisher in await self.publisher.join():
+            self._announced(publisher)
+        assert self.publisher.private_id is not None
+        self.subscription = Subscription(
+            self.session,
+            room=access.room,
+            pin=access.pin,
+            private_id=self.publisher.private_id,
+            on_track=self._on_track,
+            ice_servers=self._ice_servers,
+        )
+        await self.publisher.publish(video=video)
+        self._update_subscription()
+
+    def add_participant(self, uid: str, *, offerer: bool, video: bool) -> None:
+        self._members.add(uid)
+        self._update_subscription()
+
+    async def remove_participant(self, uid: str) -> None:
+        self._members.discard(uid)
+        self._update_subscription()
+
+    async def handle_signal(self, message: SignalIn) -> None:
+        # Nobody should send us peer-to-peer offers in a room on Janus (a browser guest
+        # could): there is no peer connection to give them to.
+        log.warning("ignored a peer-to-peer signal from %s: this call runs on Janus", message.from_)
+
+    async def enable_video(self) -> None:
+        if self.publisher is None:
+            return
+        try:
+            await self.publisher.add_video()
+        except JanusError as err:
+            self._warn("media-server-refused", "network", f"cannot add video: {err.reason}")
+
+    async def close(self) -> None:
+        self._closing = True
+        parts: list[Any] = [self.subscription, self.publisher]
+        for part in parts:
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(part.close(), CLOSE_TIMEOUT)
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.destroy(), CLOSE_TIMEOUT)
+        if self.connection is not None:
+            await self.connection.close()
+
+    # --- the room ------------------------------------------------------------------------
+
+    def wanted_streams(self) -> dict[StreamKey, str]:
+        """The publisher streams to receive: each member's newest feed, all of it."""
+        newest: dict[str, Feed] = {}
+        for feed in self.feeds.values():
+            if feed.uid not in self._members:
+                continue
+            if feed.uid not in newest or feed.seen > newest[feed.uid].seen:
+                newest[feed.uid] = feed
+        return {(feed.id, mid): feed.uid for feed in newest.values() for mid in feed.streams}
+
+    def _update_subscription(self) -> None:
+        if self.subscription is not None:
+            self.subscription.want(self.wanted_streams())
+
+    def _announced(self, publisher: dict[str, Any]) -> None:
+        try:
+            feed_id = int(publisher["id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.publisher is not None and feed_id == self.publisher.feed_id:
+            return
+        streams = {
+            str(s["mid"]): str(s["type"])
+            for s in publisher.get("streams") or []
+            if isinstance(s, dict)
+            and s.get("type") in ("audio", "video")
+            and not s.get("disabled")
+            and "mid" in s
+        }
+        uid = str(publisher.get("display", ""))
+        self.feeds[feed_id] = Feed(feed_id, uid, streams, next(self._announcements))
+
+    def _publisher_event(self, message: dict[str, Any]) -> None:
+        kind = message.get("janus")
+        if kind == "hangup":
+            if not self._closing:
+                self._lost(f"Janus hung up our stream ({message.get('reason', 'no reason')})")
+            return
+        if kind != "event":
+            return
+        try:
+            data = plugin_reply(message).data
+        except JanusError as err:
+            log.warning("the media room says: %s", err.reason)
+            return
+        if data.get("videoroom") == "destroyed":
+            self._lost("the call's media room was closed")
+            return
+        for publisher in data.get("publishers") or []:
+            if isinstance(publisher, dict):
+                self._announced(publisher)
+        own = self.publisher.feed_id if self.publisher is not None else None
+        if data.get("reason") == "kicked" or data.get("kicked") == own:
+            self._lost("the media server removed us from the room")
+            return
+        for key in ("unpublished", "leaving", "kicked"):
+            gone = data.get(key)
+            if isinstance(gone, int) and not isinstance(gone, bool):
+                self.feeds.pop(gone, None)
+        self._update_subscription()
+
+    def _lost(self, reason: str) -> None:
+        if self._closing or self._failed:
+            return
+        self._failed = True
+        log.warning("lost the media server: %s", reason)
+        self._on_failed(reason)
