@@ -29,6 +29,8 @@ from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, body_of
 from appliance.calls import CallsError
 from appliance.calls.errors import no_active_session
+from appliance.errors import CallboxError
+from appliance.server.errors import ServerError
 from appliance.signaling.client import ServerApi, SignalingError
 from appliance.signaling.messages import MAX_MESSAGE_BYTES
 
@@ -144,17 +146,23 @@ class GuestsApi:
             raise ApiError(
                 "invite-invalid", "this invite is unknown, used up or expired", status=404
             )
-        invite.uses_left -= 1
+        invite.uses_left -= 1  # at once: two browsers racing for the last use get one
         if invite.uses_left <= 0:
             del self._invites[key]
         uid = f"guest-{secrets.token_hex(4)}"
         try:
             auth_token = await self._create_user(uid, body.name)
             call_token = await self._server_api.create_token(auth_token, invite.session_id)
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
-        except OSError as err:
-            raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
+        except (SignalingError, ServerError, CallboxError, OSError) as err:
+            invite.uses_left += 1  # the use was not spent: the link still works
+            self._invites[key] = invite
+            if isinstance(err, SignalingError | ServerError):
+                raise CallsError(err.code, err.message) from None
+            if isinstance(err, OSError):
+                raise ApiError(
+                    "server-unreachable", f"the session server: {err}", status=503
+                ) from None
+            raise
         self._guests[_digest(auth_token)] = time.time() + GUEST_PASS_SECONDS
         log.info("guest %s (%s) joins session %s", uid, body.name, invite.session_id)
         config = self._ctx.config
