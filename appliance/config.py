@@ -10,9 +10,17 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.audio.settings import RoomAudioConfig
 from appliance.storage import atomic_write_text
@@ -43,6 +51,31 @@ class KitConfig(Section):
     name: str = Field("Room A", min_length=1, max_length=64)
 
 
+class JanusServerConfig(Section):
+    """One Janus (Debian's ``janus``) that hosts the VideoRooms of big calls."""
+
+    # Its WebSocket API (janus.transport.websockets.jcfg), as the session server reaches it.
+    url: str = Field(pattern=r"^wss?://[^\s/]+(/[^\s]*)?$")
+    # The same API as the kits reach it, when that differs (e.g. the server uses loopback).
+    public_url: str | None = Field(None, pattern=r"^wss?://[^\s/]+(/[^\s]*)?$")
+    # Secrets are SecretStr: the REST API shows them masked.
+    api_secret: SecretStr | None = Field(None, min_length=1, max_length=256)  # janus.jcfg
+    # The VideoRoom plugin's admin_key (janus.plugin.videoroom.jcfg): set it, so only the
+    # session server can create rooms.
+    room_admin_key: SecretStr | None = Field(None, min_length=1, max_length=256)
+    # Its admin API over HTTP (admin_http in janus.transport.http.jcfg) and admin_secret:
+    # when set, a new room's placement counts the sessions Janus really serves (rooms of
+    # other session servers too), not only the participants this server sent there.
+    admin_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    admin_secret: SecretStr | None = Field(None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _admin_pair(self) -> JanusServerConfig:
+        if (self.admin_url is None) != (self.admin_secret is None):
+            raise ValueError("admin_url and admin_secret go together")
+        return self
+
+
 class ServerConfig(Section):
     embedded: bool = True
     listen: HostPort = "127.0.0.1:8090"
@@ -58,12 +91,24 @@ class ServerConfig(Section):
     # parties are not left busy forever.
     join_timeout: float = Field(60.0, gt=0, le=3600)
     database: str | None = None  # SQLite file; default: <state>/server.db
+    # How a session's media travels: "mesh" (peer to peer, right for two to four kits) or
+    # "janus" (a VideoRoom per session on one of the Janus servers below: each kit sends its
+    # video once whatever the room's size). With several Janus servers, each new session's
+    # room goes to the least loaded one that answers, so the media tier scales out.
+    media: Literal["mesh", "janus"] = "mesh"
+    janus: list[JanusServerConfig] = Field(default_factory=list, max_length=64)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         split_hostport(value)
         return value
+
+    @model_validator(mode="after")
+    def _janus_servers(self) -> ServerConfig:
+        if self.media == "janus" and not self.janus:
+            raise ValueError('media = "janus" needs at least one [[server.janus]] server')
+        return self
 
 
 class ApiConfig(Section):
