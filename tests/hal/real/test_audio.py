@@ -30,18 +30,10 @@ from hal.config import HalConfig
 from hal.errors import DeviceGone, HardwareError
 from hal.kit import KitIdentity
 from tests.hal.real.alsa import PCMS, AlsaSetup, write_alsa_config
+from tests.hal.real.conftest import MIC_HZ
 from tests.kits import KitFactory
 
 KIT = KitIdentity("room-b", "Room B")
-MIC_HZ = 700.0
-
-
-@pytest.fixture
-def alsa_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AlsaSetup]:
-    setup = write_alsa_config(tmp_path / "alsa", mic_tone_hz=MIC_HZ)
-    monkeypatch.setenv("ALSA_CONFIG_PATH", str(setup.root / "asound.conf"))
-    yield setup
-    setup.close()
 
 
 def config(setup: AlsaSetup, **audio: Any) -> HalConfig:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,19 +16,12 @@ from hal.config import HalConfig
 from hal.errors import HardwareError
 from hal.kit import KitIdentity
 from hal.registry import build_hardware
-from tests.hal.real.bluez import BluezMock, mock_bluez, private_system_bus
+from tests.hal.real.bluez import BluezMock, private_system_bus
 from tests.kits import KitFactory
 
 KIT = KitIdentity("room-a", "Room A")
 HEADSET = "00:1B:66:AA:BB:01"
 PHONE = "4C:32:75:00:11:22"
-
-
-@pytest.fixture
-def bluez(monkeypatch: pytest.MonkeyPatch) -> Iterator[BluezMock]:
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "")  # restored after the private bus
-    with mock_bluez() as mock:
-        yield mock
 
 
 @pytest.fixture
