@@ -86,7 +86,13 @@ class Calls:
             on_route_changed=lambda mode: self._local_changed(),
         )
         # Echo cancellation and the rest per route, the echo delays, and the ringtones.
-        self.audio = RoomAudio(self.options.audio, state_dir=self.options.state_dir)
+        audio_config = self.options.audio
+        if hardware.kinds.get("audio") == "fake" and audio_config.echo_cancellation:
+            # A fake microphone never hears the fake speaker: there is no echo to cancel,
+            # and a canceller fed pure tones with nothing to learn only adds artefacts.
+            log.info("%s: fake audio has no echo path: echo cancellation off", uid)
+            audio_config = audio_config.model_copy(update={"echo_cancellation": False})
+        self.audio = RoomAudio(audio_config, state_dir=self.options.state_dir)
         self.ringer = Ringer(
             self.events,
             hardware.outputs,
