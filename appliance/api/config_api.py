@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import copy
 from dataclasses import replace
+from enum import Enum
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 from appliance.api import models as m
 from appliance.api.context import ApiContext
@@ -118,7 +119,7 @@ class ConfigApi:
 
     async def patch(self, request: web.Request) -> ConfigEnvelope:
         # Validated against ConfigPatch; explicit nulls are kept, omitted fields are not.
-        raw = body_of(request, ConfigPatch).model_dump(mode="json", exclude_unset=True)
+        raw = _plain(body_of(request, ConfigPatch).model_dump(exclude_unset=True))
         async with self._lock:
             old = await asyncio.to_thread(read_toml, self._path)
             overrides = merge_patch(old, raw)
@@ -171,6 +172,7 @@ class ConfigApi:
             }
         )
         visible = merge_patch(overrides, {"api": {"token": None}, "server": _NO_SECRETS})
+        visible = _mask_like(visible, shown.model_dump(mode="json"))
         return ConfigEnvelope(config=shown, overrides=visible, pending=pending)
 
 
@@ -188,8 +190,41 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
             else:
                 out.pop(key, None)
         else:
-            out[key] = value
+            out[key] = _without_nulls(value)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A patch as the TOML file keeps it: secrets revealed (pydantic would mask them)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _mask_like(overrides: Any, shown: Any) -> Any:
+    """The overrides with every value masked where the effective config masks it."""
+    if isinstance(overrides, dict) and isinstance(shown, dict):
+        return {k: _mask_like(v, shown.get(k)) for k, v in overrides.items()}
+    if isinstance(overrides, list) and isinstance(shown, list):
+        return [_mask_like(o, s) for o, s in zip(overrides, shown, strict=False)]
+    if isinstance(shown, str) and set(shown) == {"*"}:
+        return shown
+    return overrides
+
+
+def _without_nulls(value: Any) -> Any:
+    """TOML has no null: inside a list of tables, a null field is an absent one."""
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def applies(path: str) -> m.Applies:

@@ -44,6 +44,9 @@ def build(
     wanted = list(dict.fromkeys(wanted))
     refs, definitions = models_json_schema(wanted, ref_template=REF)
     error_ref = refs[(ErrorBody, "serialization")]
+    # pydantic marks secrets (SecretStr) writeOnly, which OpenAPI reads as "never in a
+    # reply"; the config's replies do carry them, masked ("**********").
+    definitions = _without_write_only(definitions)
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -135,3 +138,11 @@ def _operation(
 def _operation_id(endpoint: Endpoint) -> str:
     words = re.findall(r"[A-Za-z0-9]+", endpoint.path.removeprefix("/api/v1"))
     return endpoint.method.lower() + "".join(w.capitalize() for w in words)
+
+
+def _without_write_only(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_write_only(v) for k, v in schema.items() if k != "writeOnly"}
+    if isinstance(schema, list):
+        return [_without_write_only(item) for item in schema]
+    return schema
