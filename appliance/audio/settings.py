@@ -30,9 +30,10 @@ class RoomAudioConfig(BaseModel):
     noise_suppression: bool = True
     noise_suppression_level: int = Field(1, ge=0, le=3)  # 6, 12, 18, 21 dB
     gain_control: bool = True
-    # Play a short chirp when a call starts and when the route changes, to measure the
-    # route's playback-to-capture delay for the echo canceller.
-    measure_echo_delay: bool = True
+    # A short chirp measures a route's playback-to-capture delay for the echo canceller:
+    # "once" plays it when a call first uses a route with no stored measurement (set-up, a
+    # new speaker), "every-call" at every call start and route change, "off" never.
+    measure_echo_delay: Literal["once", "every-call", "off"] = "once"
     ringtones: bool = True
     ring_level_db: float = Field(0.0, ge=-40.0, le=0.0)  # relative to the shipped files
 

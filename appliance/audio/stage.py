@@ -186,7 +186,8 @@ class ProcessingStage:
     def _measures(self, route: Route) -> bool:
         config = self.config
         return (
-            config.measure_echo_delay
+            config.measure_echo_delay != "off"
+            and (config.measure_echo_delay == "every-call" or self._delays.get(route) is None)
             and config.echo_cancellation
             and config.processes(route)
             and self._libraries.module is not None

@@ -100,7 +100,11 @@ async def test_no_echo_means_no_measurement(
     store_path = tmp_path / "echo_delays.json"
     earlier = new_delay(Route.SPEAKER, 0.042, 0.8)
     await EchoDelayStore(store_path).put(earlier)
-    audio = RoomAudio(RoomAudioConfig(), state_dir=tmp_path, libraries=Libraries.load())
+    audio = RoomAudio(
+        RoomAudioConfig(measure_echo_delay="every-call"),
+        state_dir=tmp_path,
+        libraries=Libraries.load(),
+    )
     with caplog.at_level(logging.INFO, logger="appliance.audio.stage"):
         await measure_in(None, audio)
     assert audio.delays.get(Route.SPEAKER) == earlier
@@ -109,11 +113,26 @@ async def test_no_echo_means_no_measurement(
 
 
 async def test_no_chirp_when_measuring_is_off_or_the_route_is_not_processed() -> None:
-    off = RoomAudio(RoomAudioConfig(measure_echo_delay=False), libraries=Libraries.load())
+    off = RoomAudio(RoomAudioConfig(measure_echo_delay="off"), libraries=Libraries.load())
     await measure_in(RoomModel(), off)
     headphones = RoomAudio(RoomAudioConfig(), libraries=Libraries.load())
     await measure_in(RoomModel(), headphones, Route.HEADPHONES)
     assert off.delays.all() == {} and headphones.delays.all() == {}
+
+
+async def test_a_measured_route_is_not_chirped_again(tmp_path: Path) -> None:
+    """The room hears the chirp once per route, not at every call."""
+    await EchoDelayStore(tmp_path / "echo_delays.json").put(new_delay(Route.SPEAKER, 0.03, 0.9))
+    audio = RoomAudio(RoomAudioConfig(), state_dir=tmp_path, libraries=Libraries.load())
+    stage = audio.start_call()
+    try:
+        stage._route_changed(Route.SPEAKER)
+        assert stage._measuring is None
+        assert stage.injection(960) is None  # nothing is mixed into the speaker
+        stage._route_changed(Route.EARPIECE)  # a route never measured is
+        assert stage._measuring is not None
+    finally:
+        await audio.end_call(stage)
 
 
 async def test_the_store_survives_a_restart_and_ignores_a_damaged_file(
