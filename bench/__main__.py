@@ -14,6 +14,7 @@ from bench.common import Result, machine
 BENCHMARKS: list[str] = [
     "call_setup",
     "media_cpu",
+    "passthrough",
     "button_latency",
     "server_load",
     "audio_processing",
