@@ -87,7 +87,8 @@ class OutgoingVideo(MediaStreamTrack):
     # --- media in -------------------------------------------------------------------------
 
     def push_frame(self, frame: av.VideoFrame) -> None:
-        if self.readyState != "live" or self._codec is None or self.passes_packets:
+        # Frames until told otherwise: a sender nobody follows gets what aiortc can encode.
+        if self.readyState != "live" or self.passes_packets:
             return
         self._queue.append(frame)
         while len(self._queue) > FRAME_QUEUE:
@@ -138,3 +139,24 @@ class OutgoingVideo(MediaStreamTrack):
             super().stop()
             self._queue.clear()
             self._wake()
+
+
+def follow_sender(sender: Any, track: OutgoingVideo) -> None:
+    """Tell ``track`` the codec ``sender`` (an aiortc RTCRtpSender) starts with (the first
+    of the negotiated codecs, which aiortc's sender uses) and every key frame request
+    (PLI/FIR) the peer sends: aiortc answers those by flagging its own encoder, which
+    pre-encoded packets bypass. Call it for each sender an OutgoingVideo is given to."""
+    start = sender.send
+    send_keyframe = sender._send_keyframe
+
+    async def send(parameters: Any) -> None:
+        if parameters.codecs:
+            track.use_codec(parameters.codecs[0].mimeType)
+        await start(parameters)
+
+    def keyframe_requested() -> None:
+        send_keyframe()
+        track.keyframe_requested()
+
+    sender.send = send
+    sender._send_keyframe = keyframe_requested

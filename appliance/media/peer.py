@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -28,10 +27,12 @@ from aiortc import (
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from appliance.media.local import LocalMedia
-from appliance.media.outgoing import OutgoingVideo
+from appliance.media.outgoing import follow_sender
 from appliance.signaling.messages import Candidate, Description
 
 log = logging.getLogger(__name__)
+
+_follow_sender = follow_sender  # also importable from here (appliance.media.janus uses it)
 
 SendSignal = Callable[[Description | None, Candidate | None], Awaitable[None]]
 
@@ -105,7 +106,7 @@ class Peer:
         track = self._local.video_track()
         transceiver = self.pc.addTransceiver(track, direction="sendrecv")
         self._prefer_codec(transceiver)
-        _follow_sender(transceiver.sender, track)
+        follow_sender(transceiver.sender, track)
 
     def _prefer_codec(self, transceiver: object) -> None:
         codecs = RTCRtpSender.getCapabilities("video").codecs
@@ -142,7 +143,7 @@ class Peer:
                 track = self._local.video_track()
                 transceiver.sender.replaceTrack(track)
                 self._prefer_codec(transceiver)
-                _follow_sender(transceiver.sender, track)
+                follow_sender(transceiver.sender, track)
             transceiver.direction = "sendrecv"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self._send_local_description()
@@ -165,23 +166,3 @@ class Peer:
     async def _send_local_description(self) -> None:
         local = self.pc.localDescription
         await self._send(Description(type=local.type, sdp=local.sdp), None)
-
-
-def _follow_sender(sender: Any, track: OutgoingVideo) -> None:
-    """Tell ``track`` the codec ``sender`` starts with (the first of the negotiated codecs,
-    which aiortc's sender uses), and every key frame request (PLI/FIR) the peer sends.
-    aiortc answers those by flagging its own encoder, which pre-encoded packets bypass."""
-    start = sender.send
-    send_keyframe = sender._send_keyframe
-
-    async def send(parameters: Any) -> None:
-        if parameters.codecs:
-            track.use_codec(parameters.codecs[0].mimeType)
-        await start(parameters)
-
-    def keyframe_requested() -> None:
-        send_keyframe()
-        track.keyframe_requested()
-
-    sender.send = send
-    sender._send_keyframe = keyframe_requested
