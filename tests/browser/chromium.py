@@ -34,10 +34,9 @@ BASE_FLAGS = (
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-    # Chromium hides its host candidates behind random mDNS names (x.local) by default and
-    # aiortc cannot resolve those, so the kit could only learn the browser's address from
-    # the browser's own connectivity checks. The test wants both sides' real candidates.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    # Chromium keeps its default of hiding host candidates behind random mDNS names (x.local),
+    # as a person's browser does: the kit learns the browser's address from its connectivity
+    # checks (a peer-reflexive candidate), which is what happens on a real LAN.
     "--remote-debugging-port=0",
     "--window-size=1280,900",
 )
