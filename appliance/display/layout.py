@@ -181,9 +181,17 @@ class _Builder:
         if not rect.empty:
             self.items.append(SpriteItem(rect, spec))
 
-    def text(self, centre_y: float, size: float, spec_text: str, **style: object) -> None:
-        """A line of text centred on the screen at ``centre_y`` (a fraction of its height)."""
-        if not spec_text:
+    def text(
+        self,
+        centre_y: float,
+        size: float,
+        text: str,
+        colour: Colour = theme.WHITE,
+        dot: Colour | None = None,
+    ) -> None:
+        """A line of text centred on the screen at ``centre_y`` (a fraction of its height),
+        ``size`` pixels high on a 1080-line screen."""
+        if not text:
             return
         width, height = self.size
         font = max(8, round(size * self.unit))
@@ -191,7 +199,7 @@ class _Builder:
         rect = Rect(
             round(width * 0.05), round(height * centre_y - box_h / 2), round(width * 0.9), box_h
         )
-        self.sprite(rect, sprites.Text(spec_text, font, **style))  # type: ignore[arg-type]
+        self.sprite(rect, sprites.Text(text, font, colour=colour, dot=dot))
 
     def build(self) -> Layout:
         return Layout(
@@ -325,7 +333,7 @@ def _place(scene: Scene, stage: Rect, gap: int, b: _Builder) -> list[_Placement]
     placements.insert(0, _Placement(main, main_rect, main=True))
     if floating is not None:
         b.floating_area = area.inset(gap)
-        placements.append(_floating(floating, b.floating_area, scene, stage.h / 1080, b))
+        placements.append(_floating(floating, b.floating_area, scene, stage.h / 1080))
     return placements
 
 
@@ -370,7 +378,7 @@ def _filmstrip(people: list[Person], strip: Rect, gap: int) -> list[_Placement]:
     ]
 
 
-def _floating(person: Person, area: Rect, scene: Scene, unit: float, b: _Builder) -> _Placement:
+def _floating(person: Person, area: Rect, scene: Scene, unit: float) -> _Placement:
     aspect = _aspect(person)
     w = area.w * FLOATING_FRACTION
     h = min(w / aspect, area.h / 3)
