@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -139,9 +140,13 @@ def distance(a: Colour, b: Colour) -> float:
     return float(np.linalg.norm(np.subtract(a, b, dtype=np.float64)))
 
 
+@functools.lru_cache(maxsize=64)
 def painted(scene: Scene, size: tuple[int, int] = SCREEN) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """What a fresh painter makes of ``scene``: the reference a screen must equal."""
-    return paint_items(compute_layout(scene, size).items, size)
+    """What a fresh painter makes of ``scene``: the reference a screen must equal (made
+    once per scene: checks poll it)."""
+    reference = paint_items(compute_layout(scene, size).items, size)
+    reference.flags.writeable = False
+    return reference
 
 
 def paint_items(items: tuple[Item, ...], size: tuple[int, int] = SCREEN) -> np.ndarray[Any, Any]:

@@ -32,7 +32,7 @@ def same(frame: np.ndarray[Any, Any], reference: np.ndarray[Any, Any]) -> bool:
 async def test_home_then_ringing_then_call_then_ended_then_home(
     screen_kits: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(state, "NOTICE_SECONDS", 1.5)
+    monkeypatch.setattr(state, "NOTICE_SECONDS", 4.0)
     a: ScreenKit = await screen_kits("room-a", controller=True)
     b: ScreenKit = await screen_kits("room-b", controller=True)
     a.screen.set_home(HOME_A)
@@ -64,11 +64,12 @@ async def test_home_then_ringing_then_call_then_ended_then_home(
     await b.kit.controller.end()
     title = text_rect(Scene(screen=Screen.NOTICE, notice=Notice("Call ended", "x")), "Call ended")
 
+    candidates = [
+        painted(Scene(screen=Screen.NOTICE, notice=Notice("Call ended", f"Duration 0:{s:02d}")))
+        for s in range(0, 20)
+    ]
+
     def ended(frame: np.ndarray[Any, Any]) -> bool:
-        candidates = [
-            painted(Scene(screen=Screen.NOTICE, notice=Notice("Call ended", f"Duration 0:{s:02d}")))
-            for s in range(0, 15)
-        ]
         return any(same(frame, c) for c in candidates)
 
     frame = await a.until(ended)
