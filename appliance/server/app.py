@@ -19,6 +19,8 @@ from appliance.config import ServerConfig, split_hostport
 from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
+from appliance.server.janus.pool import JanusPool
+from appliance.server.janus.rooms import JanusRooms
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
@@ -39,7 +41,16 @@ class SessionServer:
         self.tokens = CallTokens(config.token_ttl)
         self.connections = ConnectionRegistry()
         self.rooms = Rooms(
-            self.tokens, grace=config.reconnect_grace, on_session_over=self._session_over
+            self.tokens,
+            grace=config.reconnect_grace,
+            on_session_over=self._session_over,
+            on_member_left=self._member_left,
+        )
+        # With media = "janus", each session's media runs on a VideoRoom of its own.
+        self.janus = (
+            JanusRooms(JanusPool(config.janus), tokens=self.tokens, rooms=self.rooms)
+            if config.media == "janus"
+            else None
         )
         self.ringing = Ringing(
             store=self.store,
@@ -49,7 +60,12 @@ class SessionServer:
             join_timeout=config.join_timeout,
         )
         self._signaling = SignalingEndpoint(
-            store=self.store, connections=self.connections, rooms=self.rooms, ringing=self.ringing
+            store=self.store,
+            connections=self.connections,
+            rooms=self.rooms,
+            ringing=self.ringing,
+            janus=self.janus,
+            limits=config.limits,
         )
         self.app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
         self.app.add_routes([*HttpApi(self).routes(), web.get("/v1/ws", self._signaling.handle)])
@@ -75,6 +91,8 @@ class SessionServer:
         await self.store.open()
         try:
             self.tokens.use_secret(await self.store.meta("jwt_secret", new_secret))
+            if self.janus is not None:
+                self.janus.use_secret(await self.store.meta("janus_secret", new_secret))
             self._admin_key = self.config.admin_key or await self._generated_admin_key()
             self.tokens.load_session_ends(await self.store.session_ends_since(self.tokens.horizon))
             if closed := await self.store.close_interrupted_calls(time.time()):
@@ -103,6 +121,8 @@ class SessionServer:
         await runner.cleanup()
         self.ringing.close()
         self.rooms.close()
+        if self.janus is not None:
+            await self.janus.close()
         await self.store.close()
         self._url = None
         log.info("session server stopped")
@@ -130,6 +150,12 @@ class SessionServer:
         self.tokens.session_ended(session_id, ended_at)
         self.store.record_session_end(session_id, ended_at)
         self.ringing.session_over(session_id, ended_at)
+        if self.janus is not None:
+            self.janus.session_over(session_id)
+
+    def _member_left(self, session_id: str, uid: str) -> None:
+        if self.janus is not None:
+            self.janus.member_left(session_id, uid)
 
     async def _generated_admin_key(self) -> str:
         """Generated once and kept in the database; also written to ``admin.key`` beside it

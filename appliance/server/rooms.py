@@ -36,6 +36,7 @@ PATCHABLE: tuple[StateField, ...] = ("muted", "video_paused", "recording")
 LeaveReason = Literal["left", "disconnected", "kicked"]
 EndReason = Literal["peer-left", "call-ended"]
 SessionOverHandler = Callable[[str, float], None]
+MemberLeftHandler = Callable[[str, str], None]  # (session id, uid) of a session that goes on
 
 
 @dataclass
@@ -63,11 +64,17 @@ class Session:
 
 class Rooms:
     def __init__(
-        self, tokens: CallTokens, *, grace: float, on_session_over: SessionOverHandler
+        self,
+        tokens: CallTokens,
+        *,
+        grace: float,
+        on_session_over: SessionOverHandler,
+        on_member_left: MemberLeftHandler | None = None,
     ) -> None:
         self._tokens = tokens
         self._grace = grace
         self._on_session_over = on_session_over
+        self._on_member_left = on_member_left
         self._sessions: dict[str, Session] = {}
         self._closed = False
 
@@ -287,6 +294,8 @@ class Rooms:
                     session_id=session.id, participant=member.participant, reason=reason
                 )
             )
+            if self._on_member_left is not None:
+                self._on_member_left(session.id, uid)
         if not session.members:
             self._over(session)
 

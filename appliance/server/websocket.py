@@ -2,23 +2,29 @@
 
 Frames larger than ``MAX_MESSAGE_BYTES`` never reach the parser: aiohttp closes such a
 connection with 1009 (message too big). Everything else a client can send gets an answer
-on the same connection, which stays open; no input can disturb another connection.
+on the same connection, which stays open; no input can disturb another connection. The
+limits of ``[server.limits]`` (``appliance.server.limits``) bound what one client may ask:
+frames per second, connections and sessions per user, sockets on the whole server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from appliance.config import ServerLimits
 from appliance.server.connection import Connection, ConnectionRegistry
 from appliance.server.errors import BadMessage, ServerError, UnknownUser
+from appliance.server.janus.rooms import JanusRooms
+from appliance.server.limits import RateLimit
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
-from appliance.server.wire import MalformedFrame, parse_frame
+from appliance.server.wire import MalformedFrame, parse_frame, request_id
 from appliance.signaling.messages import (
     MAX_MESSAGE_BYTES,
     Ack,
@@ -50,13 +56,23 @@ CLOSE_TIMEOUT = 3.0  # how long closing waits for the client's close frame
 
 class SignalingEndpoint:
     def __init__(
-        self, *, store: Store, connections: ConnectionRegistry, rooms: Rooms, ringing: Ringing
+        self,
+        *,
+        store: Store,
+        connections: ConnectionRegistry,
+        rooms: Rooms,
+        ringing: Ringing,
+        janus: JanusRooms | None = None,
+        limits: ServerLimits | None = None,
     ) -> None:
         self._store = store
         self._connections = connections
         self._rooms = rooms
         self._ringing = ringing
+        self._janus = janus  # sessions' media on Janus VideoRooms; None: mesh
         self._sockets: set[web.WebSocketResponse] = set()
+        self._limits = limits or ServerLimits()
+        self._greeting = 0  # sockets that have not said hello yet
 
     async def close_all(self) -> None:
         sockets = list(self._sockets)
@@ -74,9 +90,19 @@ class SignalingEndpoint:
         await ws.prepare(request)
         self._sockets.add(ws)
         try:
-            greeting = await self._greet(ws)
+            if self._greeting >= self._limits.unauthenticated:
+                await _turn_away(ws, "too many connections are signing in; try again shortly")
+                return ws
+            self._greeting += 1
+            try:
+                greeting = await self._greet(ws)
+            finally:
+                self._greeting -= 1
             if greeting is not None:
                 user, hello_id = greeting
+                if len(self._connections) >= self._limits.connections:
+                    await _turn_away(ws, "the session server is full; try again later", hello_id)
+                    return ws
                 await self._serve(ws, user, hello_id)
         finally:
             self._sockets.discard(ws)
@@ -109,23 +135,67 @@ class SignalingEndpoint:
         return user, hello.id
 
     async def _serve(self, ws: web.WebSocketResponse, user: User, hello_id: int | None) -> None:
+        self._make_room_for(user)
         connection = self._connections.add(ws, user)
         connection.start()
+        rate = RateLimit(self._limits)
         try:
             connection.send(Welcome(id=hello_id, uid=user.uid, name=user.name))
             for call in self._ringing.ringing_for(user.uid):
                 connection.send(CallEventMessage(type="call-incoming", call=call))
             async for frame in ws:
-                if frame.type == WSMsgType.TEXT:
+                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break  # ERROR: aiohttp has closed the socket (e.g. 1009, too big)
+                if not rate.admit():
+                    if self._refuse_excess(connection, rate, frame.data):
+                        await connection.closed()
+                        break
+                elif frame.type == WSMsgType.TEXT:
                     await self._answer(connection, frame.data)
-                elif frame.type == WSMsgType.BINARY:
+                else:
                     connection.send(_bad("body: binary frames are not accepted; send JSON text"))
-                else:  # ERROR: aiohttp has closed the socket (e.g. 1009, too big)
-                    break
         finally:
             self._connections.remove(connection)
             self._rooms.connection_lost(connection)
             await connection.stop()
+
+    def _make_room_for(self, user: User) -> None:
+        """A user at its connection limit loses its oldest connection: the newest is the
+        one most likely alive (a kit that lost Wi-Fi reconnects before the server notices)."""
+        existing = self._connections.of(user.uid)
+        for oldest in existing[: max(0, len(existing) - self._limits.connections_per_user + 1)]:
+            log.warning("%r: closed, %s has too many connections", oldest, user.uid)
+            self._connections.remove(oldest)
+            oldest.close_after(
+                Error(
+                    code="too-many-connections",
+                    message=f"closed: more than {self._limits.connections_per_user} "
+                    "connections of this user",
+                ),
+                WSCloseCode.POLICY_VIOLATION,
+                b"too many connections",
+            )
+
+    def _refuse_excess(self, connection: Connection, rate: RateLimit, data: object) -> bool:
+        """Answers a frame over the rate limit; True when the connection is to be closed."""
+        request = _cheap_request_id(data)
+        limit = self._limits.messages_per_second
+        if rate.abusive:
+            log.warning("%r: closed, over the rate limit (%d refused)", connection, rate.refused)
+            connection.close_after(
+                Error(id=request, code="rate-limited", message="closed: too many messages"),
+                WSCloseCode.POLICY_VIOLATION,
+                b"rate limited",
+            )
+            return True
+        connection.send(
+            Error(
+                id=request,
+                code="rate-limited",
+                message=f"too many messages: at most {limit:g} a second; this one was dropped",
+            )
+        )
+        return False
 
     async def _answer(self, connection: Connection, text: str) -> None:
         try:
@@ -148,6 +218,9 @@ class SignalingEndpoint:
     async def _dispatch(self, connection: Connection, request: ClientMessage) -> Reply | None:
         match request:
             case Join():
+                self._check_sessions(connection, request.session_id)
+                if self._janus is not None:
+                    return await self._janus.join(connection, request)
                 return self._rooms.join(connection, request)
             case Leave():
                 self._rooms.leave(connection)
@@ -174,9 +247,39 @@ class SignalingEndpoint:
                 raise BadMessage("type: hello is only valid as the first message")
         return None
 
+    def _check_sessions(self, connection: Connection, session_id: str) -> None:
+        elsewhere = {
+            other.session.id
+            for other in self._connections.of(connection.uid)
+            if other is not connection and other.session is not None
+        } - {session_id}
+        if len(elsewhere) >= self._limits.sessions_per_user:
+            raise ServerError(
+                "too-many-sessions",
+                f"{connection.uid} already takes part in {len(elsewhere)} sessions "
+                f"(at most {self._limits.sessions_per_user})",
+            )
+
+
+def _cheap_request_id(data: object) -> int | None:
+    """The ``id`` of a refused frame, so a waiting request fails at once."""
+    if not isinstance(data, str):
+        return None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return request_id(parsed) if isinstance(parsed, dict) else None
+
 
 def _bad(message: str) -> Error:
     return Error(code="bad-message", message=message)
+
+
+async def _turn_away(ws: web.WebSocketResponse, message: str, request: int | None = None) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_str(dump(Error(id=request, code="server-busy", message=message)))
+    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server busy")
 
 
 async def _refuse(ws: web.WebSocketResponse, request_id: int | None, message: str) -> None:

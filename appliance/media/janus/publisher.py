@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -78,7 +79,11 @@ class Publisher:
 
     async def publish(self, *, video: bool) -> None:
         async with self._lock:
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
+            pc = RTCPeerConnection(
+                RTCConfiguration(
+                    iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+                )
+            )
             self.pc = pc
             pc.on("connectionstatechange", self._state_changed)
             pc.addTransceiver(self._local.audio_track(), direction="sendonly")

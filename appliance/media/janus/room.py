@@ -1,8 +1,8 @@
 """``JanusRoomMedia``: a session's media through a Janus VideoRoom.
 
-The kit publishes one stream (``Publisher``) and receives the others' on one multistream
-subscription (``Subscription``), so it encodes and sends its camera once whatever the room's
-size. Who takes part is still the session server's word: the call core adds and removes
+The kit publishes one stream (``Publisher``) and receives each other participant's on a
+subscription of its own (``Subscription``), so it encodes and sends its camera once whatever
+the room's size. Who takes part is still the session server's word: the call core adds and removes
 participants here exactly as in a mesh, and only their published feeds are received. A
 feed is matched to its participant by the VideoRoom ``display``, which every kit sets to
 its uid.
@@ -77,7 +77,8 @@ class JanusRoomMedia:
         self.connection: JanusConnection | None = None
         self.session: JanusSession | None = None
         self.publisher: Publisher | None = None
-        self.subscription: Subscription | None = None
+        self.subscriptions: dict[int, Subscription] = {}  # by feed id
+        self._closing_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._failed = False
 
@@ -110,25 +111,16 @@ class JanusRoomMedia:
         )
         for publisher in await self.publisher.join():
             self._announced(publisher)
-        assert self.publisher.private_id is not None
-        self.subscription = Subscription(
-            self.session,
-            room=access.room,
-            pin=access.pin,
-            private_id=self.publisher.private_id,
-            on_track=self._on_track,
-            ice_servers=self._ice_servers,
-        )
         await self.publisher.publish(video=video)
-        self._update_subscription()
+        self._update_subscriptions()
 
     def add_participant(self, uid: str, *, offerer: bool, video: bool) -> None:
         self._members.add(uid)
-        self._update_subscription()
+        self._update_subscriptions()
 
     async def remove_participant(self, uid: str) -> None:
         self._members.discard(uid)
-        self._update_subscription()
+        self._update_subscriptions()
 
     async def handle_signal(self, message: SignalIn) -> None:
         # Nobody should send us peer-to-peer offers in a room on Janus (a browser guest
@@ -145,11 +137,14 @@ class JanusRoomMedia:
 
     async def close(self) -> None:
         self._closing = True
-        parts: list[Any] = [self.subscription, self.publisher]
+        parts: list[Any] = [*self.subscriptions.values(), self.publisher]
+        self.subscriptions.clear()
         for part in parts:
             if part is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(part.close(), CLOSE_TIMEOUT)
+        if self._closing_tasks:
+            await asyncio.wait(self._closing_tasks, timeout=CLOSE_TIMEOUT)
         if self.session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.destroy(), CLOSE_TIMEOUT)
@@ -168,9 +163,33 @@ class JanusRoomMedia:
                 newest[feed.uid] = feed
         return {(feed.id, mid): feed.uid for feed in newest.values() for mid in feed.streams}
 
-    def _update_subscription(self) -> None:
-        if self.subscription is not None:
-            self.subscription.want(self.wanted_streams())
+    def _update_subscriptions(self) -> None:
+        """One subscription per wanted feed; those no longer wanted close."""
+        publisher = self.publisher
+        if self.session is None or publisher is None or publisher.private_id is None:
+            return  # not in the room yet: start() subscribes once it is
+        if self._closing:
+            return
+        by_feed: dict[int, dict[StreamKey, str]] = {}
+        for key, uid in self.wanted_streams().items():
+            by_feed.setdefault(key[0], {})[key] = uid
+        for feed_id in [f for f in self.subscriptions if f not in by_feed]:
+            task = asyncio.create_task(self.subscriptions.pop(feed_id).close())
+            self._closing_tasks.add(task)
+            task.add_done_callback(self._closing_tasks.discard)
+        for feed_id, streams in by_feed.items():
+            subscription = self.subscriptions.get(feed_id)
+            if subscription is None:
+                subscription = Subscription(
+                    self.session,
+                    room=self.access.room,
+                    pin=self.access.pin,
+                    private_id=publisher.private_id,
+                    on_track=self._on_track,
+                    ice_servers=self._ice_servers,
+                )
+                self.subscriptions[feed_id] = subscription
+            subscription.want(streams)
 
     def _announced(self, publisher: dict[str, Any]) -> None:
         try:
@@ -217,7 +236,7 @@ class JanusRoomMedia:
             gone = data.get(key)
             if isinstance(gone, int) and not isinstance(gone, bool):
                 self.feeds.pop(gone, None)
-        self._update_subscription()
+        self._update_subscriptions()
 
     def _lost(self, reason: str) -> None:
         if self._closing or self._failed:

@@ -1,13 +1,15 @@
-"""Everything the kit receives from a Janus VideoRoom, on one subscriber handle and one
-receive-only PeerConnection (Janus 1.x multistream).
+"""What the kit receives from one publisher of a Janus VideoRoom: one subscriber handle and
+one receive-only PeerConnection per feed.
 
-``want`` says which publisher streams to receive (by feed id and the feed's mid); a worker
-task turns the difference into ``join``/``update`` requests. Janus answers each change with
-an offer (``attached``/``updated``) listing every stream of the subscription: which mid
-carries which feed. It also changes the subscription on its own when a publisher goes, and
-reuses the m-line of a stream that went for a new one. So after each offer the streams are
-bound afresh: the track of each mid is handed on under the uid of the feed it now carries.
+Janus 1.x could put every feed on one multistream subscription, but it reuses the m-line of
+a stream that went for the next one, with a new SSRC, and aiortc routes packets by the
+SSRCs a receiver started with: a reused m-line would stay silent. A subscription per feed
+never reuses an m-line, and its streams (one audio, one video) bundle cleanly.
 
+``want`` says which of the feed's streams to receive (by the publisher's mid); a worker task
+turns the difference into ``join``/``update`` requests. Janus answers each change with an
+offer (``attached``/``updated``) that lists which of our mids carries which stream; after
+each offer every stream's track is handed on under its publisher's uid, when that changed.
 Offers and requests are handled one at a time by the worker, in the order they came.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -76,6 +79,7 @@ class Subscription:
         self._wake = asyncio.Event()
         self.handle: JanusHandle | None = None
         self.pc: RTCPeerConnection | None = None
+        self._closed = False
         self._worker = asyncio.create_task(self._work(), name="janus subscription")
 
     def want(self, streams: dict[StreamKey, str]) -> None:
@@ -85,11 +89,14 @@ class Subscription:
             self._wake.set()
 
     async def close(self) -> None:
+        self._closed = True
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         if self.pc is not None:
             await self.pc.close()
+        if self.handle is not None and self._session.lost is None:
+            await self.handle.detach()
 
     # --- the worker ----------------------------------------------------------------------
 
@@ -150,7 +157,7 @@ class Subscription:
                 log.warning("subscription: %s", err)
                 return
             self._wake.set()
-        elif kind == "hangup":
+        elif kind == "hangup" and not self._closed:
             log.warning("Janus hung up the subscription: %s", message.get("reason"))
 
     async def _apply(self, reply: PluginReply) -> None:
@@ -166,7 +173,13 @@ class Subscription:
     async def _answer(self, offer: str) -> None:
         assert self.handle is not None
         if self.pc is None:
-            self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
+            # Janus bundles every stream on one transport: so does max-bundle, from the
+            # start. (aiortc's balanced policy mis-bundles a second m-line of one kind.)
+            self.pc = RTCPeerConnection(
+                RTCConfiguration(
+                    iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+                )
+            )
             pc = self.pc
             pc.on("connectionstatechange", lambda: log.info("subscription: %s", pc.connectionState))
         pc = self.pc

@@ -1,0 +1,35 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from appliance.server import SessionServer
+from tests.janus.server import JanusProcess, missing_reason, running_janus
+from tests.kits import KitFactory, running_server
+
+# Janus comes from Debian's janus package, which `make test` installs; without it (a
+# machine where it cannot be installed) these tests cannot say anything.
+pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
+
+
+@pytest.fixture
+async def janus(tmp_path: Path) -> AsyncIterator[JanusProcess]:
+    async with running_janus(tmp_path / "janus") as janus:
+        yield janus
+
+
+@pytest.fixture
+async def server(tmp_path: Path, janus: JanusProcess) -> AsyncIterator[SessionServer]:
+    async with running_server(
+        tmp_path, ring_timeout=3, reconnect_grace=0.5, media="janus", janus=[janus.config()]
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+async def kits(server: SessionServer, tmp_path: Path) -> AsyncIterator[KitFactory]:
+    factory = KitFactory(server, tmp_path)
+    try:
+        yield factory
+    finally:
+        await factory.close()
