@@ -94,6 +94,8 @@ class BluezBluetooth:
         self._paths: dict[str, str] = {}  # address -> object path; the loop's copy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._glib: Any = None
+        self._context: Any = None
         self._glib_loop: Any = None
         self._bus: Any = None
         self.adapter_path: str | None = None
@@ -128,9 +130,14 @@ class BluezBluetooth:
         glib_loop, thread = self._glib_loop, self._thread
         self._thread = None
         if glib_loop is not None:
-            glib_loop.quit()  # thread-safe in GLib: wakes the loop's context
+            # Quit from inside the loop: a quit() before its run() began would be lost.
+            source = self._glib.idle_source_new()
+            source.set_callback(_quit, glib_loop)
+            source.attach(self._context)
         if thread is not None:
             await asyncio.to_thread(thread.join, START_SECONDS)
+            if thread.is_alive():
+                log.warning("bluetooth: the GLib loop did not stop; leaving it behind")
 
     async def devices(self) -> list[BluetoothDevice]:
         self._require_started()
@@ -233,6 +240,7 @@ class BluezBluetooth:
             error = BluetoothError("bluetooth", f"cannot reach BlueZ: {_dbus_message(exc)}")
             _settle(loop, ready, error=error)
             return
+        self._glib, self._context = glib, context
         self._bus, self._glib_loop = bus, glib_loop
         _settle(loop, ready, result=known)
         try:
@@ -290,6 +298,11 @@ class BluezBluetooth:
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(function, value)
+
+
+def _quit(glib_loop: Any) -> bool:
+    glib_loop.quit()
+    return False  # once
 
 
 def _settle(
