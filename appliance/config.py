@@ -76,6 +76,22 @@ class JanusServerConfig(Section):
         return self
 
 
+class ServerLimits(Section):
+    """What one client may ask of the session server (README, "Reliability")."""
+
+    # Inbound signaling frames per connection: sustained rate and burst. Past them a frame
+    # is refused (error "rate-limited"); a client that keeps on is disconnected.
+    messages_per_second: float = Field(50.0, gt=0, le=100_000)
+    message_burst: int = Field(200, ge=1, le=100_000)
+    # Signed-in connections of one user; the oldest is closed when one more says hello.
+    connections_per_user: int = Field(8, ge=1, le=1000)
+    # Sessions one user takes part in at once (each connection joins at most one).
+    sessions_per_user: int = Field(4, ge=1, le=1000)
+    # Signed-in connections on the whole server, and sockets that have not said hello yet.
+    connections: int = Field(5000, ge=1, le=1_000_000)
+    unauthenticated: int = Field(256, ge=1, le=100_000)
+
+
 class ServerConfig(Section):
     embedded: bool = True
     listen: HostPort = "127.0.0.1:8090"
@@ -97,6 +113,7 @@ class ServerConfig(Section):
     # room goes to the least loaded one that answers, so the media tier scales out.
     media: Literal["mesh", "janus"] = "mesh"
     janus: list[JanusServerConfig] = Field(default_factory=list, max_length=64)
+    limits: ServerLimits = ServerLimits()
 
     @field_validator("listen")
     @classmethod

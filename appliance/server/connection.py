@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # A client this far behind is not reading; it is cut off rather than buffered for ever.
 MAX_OUTBOX = 1024
+MAX_OUTBOX_BYTES = 4 << 20  # a few dozen full-size SDPs
+FLUSH_TIMEOUT = 2.0  # how long a connection being closed may take to send what is queued
 
 
 class Connection:
@@ -36,8 +38,11 @@ class Connection:
         self.user = user
         self.session: Session | None = None  # set by Rooms while this connection is in one
         self._outbox: deque[str] = deque()
+        self._outbox_bytes = 0
         self._ready = asyncio.Event()
         self._overflowed = False
+        self._close_after: tuple[int, bytes] | None = None  # (code, reason) once drained
+        self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -48,40 +53,70 @@ class Connection:
         return f"<Connection {self.id} {self.uid}>"
 
     def send(self, message: Message) -> None:
-        if self._overflowed:
+        if self._overflowed or self._close_after is not None:
             return
-        if len(self._outbox) >= MAX_OUTBOX:
+        text = dump(message)
+        if len(self._outbox) >= MAX_OUTBOX or self._outbox_bytes + len(text) > MAX_OUTBOX_BYTES:
             log.warning("%r is not reading its messages; closing it", self)
             self._overflowed = True
             self._outbox.clear()
-        else:
-            self._outbox.append(dump(message))
+            self._outbox_bytes = 0
+            # The writer may be stuck waiting for the socket to drain: replace it.
+            if self._writer is not None:
+                self._writer.cancel()
+                self._writer = asyncio.create_task(self._cut_off(), name=f"ws-cut-{self.id}")
+            return
+        self._outbox.append(text)
+        self._outbox_bytes += len(text)
         self._ready.set()
+
+    def close_after(self, last: Message, code: int, reason: bytes) -> None:
+        """Send ``last`` after whatever is queued, then close the socket with ``code``.
+        Nothing sent after this call goes out."""
+        if self._close_after is None:
+            self.send(last)
+            self._close_after = (code, reason)
+            self._ready.set()
+
+    async def closed(self) -> None:
+        """Waits (a bounded time) for a ``close_after`` to have sent its last message."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), FLUSH_TIMEOUT)
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     async def stop(self) -> None:
-        """The socket is gone or going: whatever is still queued cannot be delivered."""
-        if self._writer is not None:
-            self._writer.cancel()
+        """The socket is gone or going: whatever is still queued cannot be delivered (a
+        client cut off for not reading is still sent its close frame)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            if not self._overflowed:
+                writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
+                await writer
 
     async def _write(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            if self._overflowed:
-                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
-                return
-            while self._outbox:
-                text = self._outbox.popleft()
-                try:
-                    await self.ws.send_str(text)
-                except (ConnectionError, RuntimeError):
-                    return  # the reader side notices the close and cleans up
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._outbox:
+                    text = self._outbox.popleft()
+                    self._outbox_bytes -= len(text)
+                    try:
+                        await self.ws.send_str(text)
+                    except (ConnectionError, RuntimeError):
+                        return  # the reader side notices the close and cleans up
+                if self._close_after is not None:
+                    code, reason = self._close_after
+                    await self.ws.close(code=code, message=reason)
+                    return
+        finally:
+            self._drained.set()
+
+    async def _cut_off(self) -> None:
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
 
 
 class ConnectionRegistry:
@@ -90,16 +125,21 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_uid: dict[str, dict[int, Connection]] = {}
         self._ids = itertools.count(1)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
 
     def add(self, ws: web.WebSocketResponse, user: User) -> Connection:
         connection = Connection(next(self._ids), ws, user)
         self._by_uid.setdefault(user.uid, {})[connection.id] = connection
+        self._count += 1
         return connection
 
     def remove(self, connection: Connection) -> None:
         connections = self._by_uid.get(connection.uid)
-        if connections is not None:
-            connections.pop(connection.id, None)
+        if connections is not None and connections.pop(connection.id, None) is not None:
+            self._count -= 1
             if not connections:
                 del self._by_uid[connection.uid]
 

@@ -27,11 +27,11 @@ def parse_frame(text: str) -> ClientMessage:
         raise MalformedFrame("body: not valid JSON", None) from None
     if not isinstance(data, dict):
         raise MalformedFrame("body: expected a JSON object", None)
-    request_id = _request_id(data)
+    frame_id = request_id(data)
     try:
         return client_message.validate_python(data)
     except ValidationError as err:
-        raise MalformedFrame(describe(err, data.get("type")), request_id) from None
+        raise MalformedFrame(describe(err, data.get("type")), frame_id) from None
 
 
 def describe(err: ValidationError, tag: object) -> str:
@@ -53,7 +53,7 @@ def describe(err: ValidationError, tag: object) -> str:
     return "; ".join(parts)
 
 
-def _request_id(data: dict[str, Any]) -> int | None:
+def request_id(data: dict[str, Any]) -> int | None:
     value = data.get("id")
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53:
         return value

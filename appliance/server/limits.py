@@ -1,0 +1,62 @@
+"""What one client may ask of the session server, so that no client can crowd out another.
+
+Every inbound signaling frame spends a token from its connection's bucket (refilled at
+``messages_per_second``, holding at most ``message_burst``). A frame with no token left is
+refused unread with ``error`` code ``rate-limited``; each refusal spends a strike from a
+second, slower bucket, and a connection out of strikes is closed (1008): a kit that
+trickles a burst of ICE candidates never comes near either, a flood ends within seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from appliance.config import ServerLimits
+
+Clock = Callable[[], float]
+
+# A refused frame costs a strike; strikes come back this fast and this many are held.
+STRIKES_PER_SECOND = 5.0
+STRIKES = 50
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` held; starts full."""
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a token bucket needs a positive rate and a burst of at least 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class RateLimit:
+    """One connection's budget: ``admit()`` says whether a frame may be served, and
+    ``abusive`` whether the connection has run out of strikes and must be closed."""
+
+    def __init__(self, limits: ServerLimits, clock: Clock = time.monotonic) -> None:
+        self._messages = TokenBucket(limits.messages_per_second, limits.message_burst, clock)
+        self._strikes = TokenBucket(STRIKES_PER_SECOND, STRIKES, clock)
+        self.refused = 0
+        self.abusive = False
+
+    def admit(self) -> bool:
+        if self._messages.take():
+            return True
+        self.refused += 1
+        if not self._strikes.take():
+            self.abusive = True
+        return False
