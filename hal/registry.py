@@ -61,6 +61,9 @@ class Hardware:
     pointer: Pointer | None = None  # touch screen or mouse
     kinds: dict[str, str] = field(default_factory=dict)  # kind -> "real" | "fake" | "disabled"
     _on_close: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
+    _watchers: list[Callable[[], Awaitable[None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     async def close(self) -> None:
         """Release everything; a device that fails to close is logged and the rest still
@@ -69,6 +72,7 @@ class Hardware:
             undo()
         self._on_close.clear()
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            *(("audio watcher", stop) for stop in self._watchers),
             *((f"camera {camera.info.id}", camera.close) for camera in self.cameras),
             *((f"audio {route.value.lower()}", out.close) for route, out in self.outputs.items()),
         ]
@@ -129,6 +133,7 @@ def _build(hardware: Hardware, config: HalConfig, kit: KitIdentity, is_pi: bool)
             audio = cast(AudioDevices, device)
             hardware.microphone = audio.microphone
             hardware.outputs = dict(audio.outputs)
+            hardware._watchers.extend(audio.watchers)
         elif kind == "bluetooth":
             hardware.bluetooth = cast(Bluetooth, device)
         elif kind == "buttons":

@@ -6,7 +6,7 @@ int16 arrays. Routes are named as the call API names audio modes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -75,3 +75,6 @@ class AudioDevices:
 
     microphone: Microphone | None
     outputs: dict[Route, AudioOutput] = field(default_factory=dict)
+    # Background watchers (a headphone jack) that live as long as the hardware: stopped
+    # when it closes, not when a route closes after a call.
+    watchers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -351,7 +351,12 @@ def create(
     outputs[Route.BLUETOOTH] = AlsaOutput(
         alsa, Route.BLUETOOTH, settings.bluetooth, present=False, needs_presence=True
     )
-    return AudioDevices(microphone=AlsaMicrophone(alsa, settings.capture), outputs=outputs)
+    jack = headphones.jack if headphones is not None else None
+    return AudioDevices(
+        microphone=AlsaMicrophone(alsa, settings.capture),
+        outputs=outputs,
+        watchers=[jack.stop] if jack is not None else [],
+    )
 
 
 def _wired_routes(settings: AudioConfig) -> dict[Route, str]:

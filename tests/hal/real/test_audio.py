@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,8 +306,12 @@ async def test_plugging_headphones_switches_the_route_where_the_card_reports_the
         assert routes == [Route.HEADPHONES, Route.SPEAKER]
     finally:
         os.close(writer)
-        await headphones.jack.stop()
+        threads = {t.name for t in threading.enumerate()}
+        for stop in devices.watchers:  # what Hardware.close() runs
+            await stop()
         await router.close()
+    assert headphones.jack._thread is None
+    assert len({t.name for t in threading.enumerate()}) < len(threads)  # the reader ended
 
 
 def test_the_switch_ioctl_and_event_layout() -> None:
