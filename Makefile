@@ -12,7 +12,8 @@ IS_PI   := $(shell grep -qas "Raspberry Pi" /proc/device-tree/model && echo 1)
 APT_BASE := python3 python3-venv python3-dev build-essential pkg-config libasound2-dev \
             libdbus-1-dev libgirepository1.0-dev libcairo2-dev dbus alsa-utils \
             libspeexdsp-dev swig
-APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera
+APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera \
+            bluez bluez-alsa-utils libasound2-plugin-bluez
 # What the tests drive for real: a D-Bus daemon, headless Chromium, Janus, speech and sound
 # tools, systemd's analyzers, shellcheck, and the audio-processing libraries.
 APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig \
