@@ -141,6 +141,9 @@ class ApiConfig(Section):
 
 class CallsConfig(Section):
     auto_answer: bool = False
+    # In a call, a short press of the end button only shows "hold to end"; holding it ends
+    # the call. Guards a wall-mounted kit against hang-ups by a passing elbow.
+    end_needs_hold: bool = False
     default_settings: dict[str, Any] = Field(default_factory=dict)  # builder names
 
     @field_validator("default_settings")

@@ -102,6 +102,7 @@ class Daemon:
             auth_token,
             default_settings=config.calls.default_settings,
             auto_answer=config.calls.auto_answer,
+            end_needs_hold=config.calls.end_needs_hold,
             buttons=self.hardware.buttons,
         )
         self.kit.start()

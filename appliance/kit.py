@@ -31,12 +31,14 @@ class KitController:
         *,
         default_settings: dict[str, Any] | None = None,
         auto_answer: bool = False,
+        end_needs_hold: bool = False,
         buttons: Buttons | None = None,
     ) -> None:
         self.calls = calls
         self._auth_token = auth_token
         self._defaults = dict(default_settings or {})
         self.auto_answer = auto_answer
+        self.end_needs_hold = end_needs_hold
         self._buttons = buttons
         self._tasks: set[asyncio.Task[Any]] = set()
         calls.add_call_listener("kit", self)
@@ -165,9 +167,19 @@ class KitController:
         )
         if button is ButtonName.END:
             if calls.state == SessionState.RINGING:
-                await self.decline()
+                await self.decline()  # a short or a long press rejects (or cancels)
             elif calls.state == SessionState.ACTIVE:
-                calls.press_end_call_button()
+                if self.end_needs_hold and press is Press.SHORT:
+                    calls.events.emit(
+                        "onWarning",
+                        {
+                            "code": "hold-to-end",
+                            "device": "buttons",
+                            "message": "Hold the end button to leave the call",
+                        },
+                    )
+                else:
+                    calls.press_end_call_button()
         elif button is ButtonName.MUTE:
             if incoming:
                 await self.answer()  # while ringing, the mute button answers

@@ -125,3 +125,23 @@ async def test_ringing_methods_report_refusals(kits: KitFactory) -> None:
     assert err.value.code == "unknown-call"
     with pytest.raises(ValueError, match="call_type"):
         await a.calls.initiate_call("room-b", "hologram")  # type: ignore[arg-type]
+
+
+async def test_with_end_needs_hold_only_a_long_press_ends_the_call(kits: KitFactory) -> None:
+    a = await kits("room-a", controller=True)
+    b = await kits("room-b")
+    assert a.controller is not None
+    a.controller.end_needs_hold = True
+    await a.controller.start_session("hold")  # as the daemon does: the controller delegates
+    await b.join("hold")
+    await b.wait_to_hear(a.tone_hz)
+
+    a.buttons.press("end")
+    hint = await a.wait_for("onWarning", lambda d: d["code"] == "hold-to-end")
+    assert "Hold" in hint.data["message"]
+    await asyncio.sleep(0.3)
+    assert a.calls.state.value == "active"  # a tap does not hang up
+
+    await a.buttons.long_press("end")
+    await b.wait_for("onCallEnded")
+    assert a.calls.state.value == "idle"
