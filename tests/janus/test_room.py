@@ -4,31 +4,14 @@ events fire as in a mesh call."""
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from appliance.media.janus.room import JanusRoomMedia
-from tests.janus.server import JanusProcess, kits_on_janus
-from tests.kits import Kit, KitFactory
+from tests.janus.checks import kits_on_janus, tone_levels, until_heard
+from tests.janus.server import JanusProcess
+from tests.kits import KitFactory
 
 UIDS = [f"room-{c}" for c in "abcde"]
-
-
-def tone_levels(kit: Kit, tones: list[float]) -> list[float]:
-    """Spectral magnitude (dB over the median bin) at each tone in what the kit played."""
-    pcm = kit.output().recent(0.5).astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    freqs = np.fft.rfftfreq(len(pcm), 1 / 48_000)
-    floor = float(np.median(spectrum)) + 1e-9
-    return [
-        20 * np.log10(spectrum[(freqs > hz - 10) & (freqs < hz + 10)].max() / floor) for hz in tones
-    ]
-
-
-async def until_heard(kit: Kit, tones: list[float], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while min(tone_levels(kit, tones)) < 30:
-            await asyncio.sleep(0.1)
 
 
 @pytest.mark.slow
