@@ -12,14 +12,13 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from appliance.media.backend import OnTrack
-from appliance.media.local import LocalMedia
+from appliance.media.local import LocalMedia, Warn
 from appliance.media.peer import Peer
 from appliance.signaling.messages import Candidate, Description, SignalIn, SignalOut
 
 log = logging.getLogger(__name__)
 
 SendSignal = Callable[[SignalOut], Awaitable[None]]
-Warn = Callable[[str, str, str], None]  # (code, device, message)
 
 
 class MeshMedia:

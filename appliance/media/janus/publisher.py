@@ -26,7 +26,7 @@ from aiortc import (
 )
 
 from appliance.media.janus.api import JanusError, JanusHandle, jsep_of
-from appliance.media.local import LocalMedia
+from appliance.media.local import LocalMedia, Warn
 
 # The sender hooks that feed the negotiated codec and key frame requests to the camera's
 # track are the mesh peers' too: one implementation for both backends.
@@ -46,8 +46,10 @@ class Publisher:
         local: LocalMedia,
         ice_servers: list[RTCIceServer],
         video_codec: str | None,
+        warn: Warn,
     ) -> None:
         self.handle = handle
+        self._warn = warn
         self._access = access
         self._uid = uid
         self._local = local
@@ -148,5 +150,9 @@ class Publisher:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     def _state_changed(self) -> None:
-        if self.pc is not None:
-            log.info("publisher connection is %s", self.pc.connectionState)
+        if self.pc is None:
+            return
+        state = self.pc.connectionState
+        log.info("publisher connection is %s", state)
+        if state == "failed":
+            self._warn("media-failed", "network", "the connection sending to Janus failed")

@@ -31,13 +31,13 @@ from appliance.media.janus.api import (
 )
 from appliance.media.janus.publisher import Publisher
 from appliance.media.janus.subscription import StreamKey, Subscription
-from appliance.media.local import LocalMedia
-from appliance.media.mesh import Warn
+from appliance.media.local import LocalMedia, Warn
 from appliance.signaling.messages import JanusRoomAccess, SignalIn
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 3.0
+ROOM_CLOSED_GRACE = 3.0  # seconds for the session server's word after Janus closed the room
 
 
 @dataclass
@@ -108,6 +108,7 @@ class JanusRoomMedia:
             local=self._local,
             ice_servers=self._ice_servers,
             video_codec=self._video_codec,
+            warn=self._warn,
         )
         for publisher in await self.publisher.join():
             self._announced(publisher)
@@ -187,6 +188,7 @@ class JanusRoomMedia:
                     private_id=publisher.private_id,
                     on_track=self._on_track,
                     ice_servers=self._ice_servers,
+                    warn=self._warn,
                 )
                 self.subscriptions[feed_id] = subscription
             subscription.want(streams)
@@ -223,7 +225,12 @@ class JanusRoomMedia:
             log.warning("the media room says: %s", err.reason)
             return
         if data.get("videoroom") == "destroyed":
-            self._lost("the call's media room was closed")
+            # The session server closes the room when the session is over, and says so
+            # itself (which ends the call as a hang-up would); only if it does not is the
+            # room's end the media server's doing.
+            asyncio.get_running_loop().call_later(
+                ROOM_CLOSED_GRACE, self._lost, "the call's media room was closed"
+            )
             return
         for publisher in data.get("publishers") or []:
             if isinstance(publisher, dict):

@@ -40,6 +40,7 @@ from appliance.media.janus.api import (
     jsep_of,
     plugin_reply,
 )
+from appliance.media.local import Warn
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ class Subscription:
         private_id: int,
         on_track: OnTrack,
         ice_servers: list[RTCIceServer],
+        warn: Warn,
     ) -> None:
         self._session = session
+        self._warn = warn
         self._room = room
         self._pin = pin
         self._private_id = private_id
@@ -180,12 +183,20 @@ class Subscription:
                     iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
                 )
             )
-            pc = self.pc
-            pc.on("connectionstatechange", lambda: log.info("subscription: %s", pc.connectionState))
+            self.pc.on("connectionstatechange", self._state_changed)
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         await self.handle.message({"request": "start"}, jsep_of(pc.localDescription))
+
+    def _state_changed(self) -> None:
+        if self.pc is None:
+            return
+        state = self.pc.connectionState
+        log.info("subscription is %s", state)
+        if state == "failed" and not self._closed:
+            uids = ", ".join(sorted(set(self._wanted.values()))) or "a participant"
+            self._warn("media-failed", "network", f"the connection from Janus for {uids} failed")
 
     def _bind(self) -> None:
         """Hands each stream's track on under its publisher's uid, when that changed."""
