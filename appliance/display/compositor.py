@@ -24,6 +24,7 @@ from PIL import Image
 
 from appliance.calls import Calls, CallsError, DisplayMode
 from appliance.calls.errors import no_active_session
+from appliance.calls.events import CallEvent
 from appliance.calls.session import CallSession
 from appliance.display.avatars import AvatarImages
 from appliance.display.layout import Layout, compute_layout
@@ -107,6 +108,7 @@ class Compositor:
         self._tasks: list[asyncio.Task[None]] = []
         self._actions: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._subscriptions = contextlib.ExitStack()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -147,9 +149,11 @@ class Compositor:
         if self._display is not None:
             await self._open_display()
         self._refresh()
+        # Subscribed now, not when the task first runs: no event in between is missed.
+        events = self._subscriptions.enter_context(self._calls.events.subscribe())
         self._tasks = [
             asyncio.create_task(self._render(), name="compositor"),
-            asyncio.create_task(self._follow_events(), name="compositor events"),
+            asyncio.create_task(self._follow_events(events), name="compositor events"),
             asyncio.create_task(self._tick(), name="compositor tick"),
         ]
         if self._display is not None:
@@ -164,6 +168,7 @@ class Compositor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._subscriptions.close()
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.to_thread(executor.shutdown, wait=True)
@@ -450,15 +455,14 @@ class Compositor:
         self._state.floating_at = None
         self._layout = compute_layout(self._scene, size)
 
-    async def _follow_events(self) -> None:
-        with self._calls.events.subscribe() as queue:
-            while True:
-                event = await queue.get()
-                try:
-                    on_event(self._calls, self._state, event, time.monotonic())
-                    self._refresh()
-                except Exception:  # the screen must never take the call down
-                    log.exception("the screen failed to follow %s", event.event)
+    async def _follow_events(self, queue: asyncio.Queue[CallEvent]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                on_event(self._calls, self._state, event, time.monotonic())
+                self._refresh()
+            except Exception:  # the screen must never take the call down
+                log.exception("the screen failed to follow %s", event.event)
 
     async def _tick(self) -> None:
         while True:

@@ -148,11 +148,25 @@ def compute_layout(scene: Scene, size: tuple[int, int]) -> Layout:
     else:
         notice = scene.notice
         _message(builder, notice.title if notice else "", notice.detail if notice else "")
+    if scene.toast:
+        _toast(builder, scene.toast)
     if scene.cursor is not None:
         side = max(12, round(32 * builder.unit))
         x, y = scene.cursor
         builder.sprite(Rect(x, y, side, side), sprites.Cursor())
     return builder.build()
+
+
+def _toast(b: _Builder, text: str) -> None:
+    """A passing message along the bottom, above the control bar when there is one."""
+    width, height = b.size
+    box_h = max(12, round(56 * b.unit))
+    bottom = min((rect.y for _, rect in b.buttons), default=height) - round(24 * b.unit)
+    if b.call_area is not None and b.call_area.h < height:  # PIP: stay clear of the window
+        bottom = min(bottom, b.call_area.y - round(24 * b.unit))
+    box_w = round(width * 0.8)
+    rect = Rect((width - box_w) // 2, max(0, bottom - box_h), box_w, box_h)
+    b.sprite(rect, sprites.Text(text, max(8, round(28 * b.unit)), pill=theme.BANNER_BG))
 
 
 def _pip_rect(screen: Rect) -> Rect:

@@ -106,3 +106,4 @@ class Scene:
     ringing: Ringing | None = None
     notice: Notice | None = None
     cursor: tuple[int, int] | None = None  # a mouse pointer's position, while shown
+    toast: str | None = None  # a passing message ("Hold the end button to leave the call")

@@ -27,6 +27,7 @@ SPEAKING_DBFS = -50.0  # a smoothed level above this is speech (or a tone)
 SPEAKER_SWITCH_DB = 3.0  # a new speaker must be this much louder than the current one
 SPEAKER_HOLD_POLLS = 2  # ... for this many polls in a row
 CURSOR_SECONDS = 4.0  # a mouse pointer hides after this long without moving
+TOAST_SECONDS = 4.0  # how long a warning stays on screen
 
 
 @dataclass
@@ -47,6 +48,8 @@ class ScreenState:
     call_started: float = 0.0
     cursor: tuple[int, int] | None = None
     cursor_until: float = 0.0
+    toast: str | None = None
+    toast_until: float = 0.0
 
     def show_notice(self, notice: Notice, now: float) -> None:
         self.notice = notice
@@ -103,7 +106,10 @@ def on_event(calls: Calls, state: ScreenState, event: CallEvent, now: float) -> 
     left)."""
     data = event.data
     name = event.event
-    if name == "onSessionTimeoutWarning":
+    if name == "onWarning" and data.get("message"):
+        state.toast = str(data["message"])
+        state.toast_until = now + TOAST_SECONDS
+    elif name == "onSessionTimeoutWarning":
         state.timeout_deadline = now + float(data.get("seconds_left", 0))
     elif name == "onUserJoined":
         state.timeout_deadline = None
@@ -239,6 +245,7 @@ def read_scene(
 ) -> Scene:
     home = HomeInfo(home.name, home.address, home.ready and calls.connected, home.api_token)
     cursor = state.cursor if state.cursor is not None and now < state.cursor_until else None
+    toast = state.toast if state.toast is not None and now < state.toast_until else None
     session = active_session(calls)
     if session is not None:
         everyone = people(session, aspects, avatar_ready)
@@ -260,9 +267,10 @@ def read_scene(
             if deadline is not None and deadline > now
             else None,
             cursor=cursor,
+            toast=toast,
         )
     if calls.session is not None and calls.session.state is SessionState.CONNECTING:
-        return Scene(screen=Screen.CONNECTING, home=home, cursor=cursor)
+        return Scene(screen=Screen.CONNECTING, home=home, cursor=cursor, toast=toast)
     call = calls.active_call
     if calls.state is SessionState.RINGING and call is not None:
         incoming = call.receiver.uid == calls.uid
@@ -272,7 +280,10 @@ def read_scene(
             home=home,
             ringing=Ringing(incoming, other.name, other.uid, call.call_type),
             cursor=cursor,
+            toast=toast,
         )
     if state.notice is not None and now < state.notice_until:
-        return Scene(screen=Screen.NOTICE, home=home, notice=state.notice, cursor=cursor)
-    return Scene(screen=Screen.HOME, home=home, cursor=cursor)
+        return Scene(
+            screen=Screen.NOTICE, home=home, notice=state.notice, cursor=cursor, toast=toast
+        )
+    return Scene(screen=Screen.HOME, home=home, cursor=cursor, toast=toast)

@@ -309,3 +309,24 @@ def test_geometry_helpers() -> None:
     )
     assert sorted(merged) == [Rect(0, 0, 15, 15), Rect(50, 50, 5, 5)]
     assert merge_rects([Rect(-5, -5, 10, 10)], Rect(0, 0, 100, 100)) == [Rect(0, 0, 5, 5)]
+
+
+def test_a_toast_stays_clear_of_the_buttons_and_the_pip_window() -> None:
+    text = "Hold the end button to leave the call"
+    for scene in (
+        Scene(toast=text),
+        call(3, DisplayMode.default, controls=ALL_BUTTONS, toast=text),
+        call(3, DisplayMode.default, controls=ALL_BUTTONS, pip=True, toast=text),
+    ):
+        layout = compute_layout(scene, (1920, 1080))
+        toast = next(
+            i.rect
+            for i in layout.items
+            if isinstance(i, SpriteItem)
+            and isinstance(i.spec, sprites.Text)
+            and i.spec.text == text
+        )
+        assert Rect(0, 0, 1920, 1080).contains(toast)
+        assert not any(toast.intersects(rect) for _, rect in layout.buttons)
+        if scene.pip:
+            assert layout.call_area is not None and not toast.intersects(layout.call_area)

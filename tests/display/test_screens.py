@@ -124,3 +124,41 @@ async def test_the_idle_warning_counts_down_then_the_call_ends(screen_kits: Any)
         for s in (2, 3, 4)
     ]
     await a.until(lambda f: any(same(f, reference) for reference in timed_out))
+
+
+async def test_warnings_pass_over_the_screen(
+    screen_kits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state, "TOAST_SECONDS", 1.0)
+    a: ScreenKit = await screen_kits("room-a", controller=True)
+    a.screen.set_home(HOME_A)
+    message = "the camera works again"
+    a.kit.calls.events.emit("onWarning", {"code": "x", "device": "camera", "message": message})
+    await a.until(lambda f: same(f, painted(Scene(home=HOME_A, toast=message))))
+    await a.until(lambda f: same(f, painted(Scene(home=HOME_A))))
+
+    # With end_needs_hold, a tap on the end button only says how to leave.
+    controller = a.kit.controller
+    assert controller is not None
+    controller.end_needs_hold = True
+    monkeypatch.setattr(state, "TOAST_SECONDS", 4.0)
+    await controller.start_session("hold")
+    await a.until(lambda f: tuple(f[0, 0]) == theme.CALL_BG)
+    a.kit.buttons.press("end")
+    hint = "Hold the end button to leave the call"
+
+    def hinted(frame: np.ndarray[Any, Any]) -> bool:
+        toast = next(
+            (
+                i.rect
+                for i in a.screen.shown_layout.items
+                if isinstance(i, SpriteItem)
+                and isinstance(i.spec, sprites.Text)
+                and i.spec.text == hint
+            ),
+            None,
+        )
+        return toast is not None and near(frame[toast.slices()], theme.BANNER_BG, 30).sum() > 300
+
+    await a.until(hinted)
+    assert a.kit.calls.session is not None  # still in the call
