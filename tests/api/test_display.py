@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -30,7 +31,19 @@ async def test_without_a_compositor_the_screen_is_409(kit: Daemon, api: Api) -> 
     assert (status, reply["error"]["code"]) == (409, "no-display")
 
 
+async def settled(screen: Any) -> None:
+    """Until the screen has not repainted for a while (the home screen repaints just after
+    start, when the API address and token arrive)."""
+    async with asyncio.timeout(10):
+        while True:
+            before = screen.frame_number
+            await asyncio.sleep(0.3)
+            if screen.frame_number == before:
+                return
+
+
 async def test_png_and_mjpeg_show_what_the_screen_shows(api: Api, screen: Any) -> None:
+    await settled(screen)
     async with api.http.get(api.base + "/api/v1/display.png", headers=api.headers()) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "image/png"
