@@ -19,6 +19,7 @@ BENCHMARKS: list[str] = [
     "server_load",
     "audio_processing",
     "compositor",
+    "janus_cpu",
 ]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
