@@ -52,7 +52,7 @@ class JanusRoom:
     tokens: dict[str, str] = field(default_factory=dict)  # uid -> its allowed token
 
 
-class MediaUnavailable(ServerError):
+class MediaServerUnavailable(ServerError):
     status = 503
 
     def __init__(self, message: str) -> None:
@@ -98,11 +98,10 @@ class JanusRooms:
         lock = self._locks.get(session_id)
         if lock is not None and not lock.locked():
             del self._locks[session_id]
-        room = self.rooms.pop(session_id, None)
+        room = self.rooms.get(session_id)
         if room is None:
             return
-        room.server.participants -= len(room.tokens)
-        room.server.rooms -= 1
+        self._unplace(room)
         task = asyncio.create_task(self._destroy(room), name=f"destroy room {session_id}")
         self._closing[session_id] = task
         task.add_done_callback(lambda _: self._closing.pop(session_id, None))
@@ -128,19 +127,17 @@ class JanusRooms:
             if token is None:
                 token = secrets.token_urlsafe(24)
                 try:
-                    await room.server.request(
-                        {
-                            "request": "allowed",
-                            "room": room.room_id,
-                            "secret": room.secret,
-                            "action": "add",
-                            "allowed": [token],
-                        }
-                    )
-                except (JanusError, OSError, TimeoutError) as err:
-                    if isinstance(err, JanusGone | OSError | TimeoutError):
-                        room.server.mark_down(str(err))
-                    raise MediaUnavailable(f"the call's media server refused: {err}") from None
+                    await self._allow(room, token)
+                except JanusError as err:
+                    if err.code != NO_SUCH_ROOM:
+                        raise
+                    # Janus restarted under a live session and forgot its room: a new one.
+                    self._unplace(room)
+                    room = await self._place(session_id)
+                    try:
+                        await self._allow(room, token)
+                    except JanusError as again:
+                        raise MediaServerUnavailable(f"the new room failed: {again}") from None
                 room.tokens[uid] = token
                 room.server.participants += 1
         return JanusRoomAccess(
@@ -195,7 +192,7 @@ class JanusRooms:
                 continue
             log.info("session %s: room %d on %s", session_id, room_id, server.url)
             return self._placed(JanusRoom(session_id, server, room_id, secret, pin))
-        raise MediaUnavailable(
+        raise MediaServerUnavailable(
             "no media server could host the call: " + ("; ".join(failures) or "none configured")
         )
 
@@ -203,6 +200,35 @@ class JanusRooms:
         room.server.rooms += 1
         self.rooms[room.session_id] = room
         return room
+
+    def _unplace(self, room: JanusRoom) -> None:
+        if self.rooms.get(room.session_id) is room:
+            del self.rooms[room.session_id]
+            room.server.rooms -= 1
+            room.server.participants -= len(room.tokens)
+
+    async def _allow(self, room: JanusRoom, token: str) -> None:
+        """Adds ``token`` to the room's allowed list; a room Janus does not know raises
+        ``JanusError`` (NO_SUCH_ROOM), any other failure ``MediaServerUnavailable``."""
+        try:
+            await room.server.request(
+                {
+                    "request": "allowed",
+                    "room": room.room_id,
+                    "secret": room.secret,
+                    "action": "add",
+                    "allowed": [token],
+                }
+            )
+        except JanusError as err:
+            if err.code == NO_SUCH_ROOM:
+                raise
+            if isinstance(err, JanusGone):
+                room.server.mark_down(err.reason)
+            raise MediaServerUnavailable(f"the call's media server refused: {err}") from None
+        except (OSError, TimeoutError) as err:
+            room.server.mark_down(str(err))
+            raise MediaServerUnavailable(f"the call's media server is away: {err}") from None
 
     def _derive(self, session_id: str) -> tuple[int, str, str]:
         if self._secret is None:
