@@ -102,17 +102,6 @@ class Publisher:
             self._add_video(pc)
             await self._negotiate("configure")
 
-    @property
-    def video_codec(self) -> str | None:
-        """The video codec Janus accepted (``video/h264``, ``video/vp8``), once published."""
-        if self.pc is None:
-            return None
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "video" and transceiver.sender.track is not None:
-                codec = getattr(transceiver.sender.track, "codec", None)
-                return str(codec) if codec else None
-        return None
-
     async def close(self) -> None:
         if self.pc is not None:
             await self.pc.close()
@@ -139,10 +128,11 @@ class Publisher:
         assert pc is not None
         await pc.setLocalDescription(await pc.createOffer())
         body: dict[str, Any] = {"request": request, "audiocodec": "opus"}
-        if self._video_codec:
-            body["videocodec"] = self._video_codec.lower()
-        elif self._local.prefers_h264:
-            body["videocodec"] = "h264"
+        if any(t.kind == "video" for t in pc.getTransceivers()):
+            if self._video_codec:
+                body["videocodec"] = self._video_codec.lower()
+            elif self._local.prefers_h264:
+                body["videocodec"] = "h264"
         reply = await self.handle.message(body, jsep_of(pc.localDescription))
         answer = reply.jsep
         if answer is None or answer.get("type") != "answer":

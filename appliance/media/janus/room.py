@@ -236,7 +236,7 @@ class JanusRoomMedia:
             if isinstance(publisher, dict):
                 self._announced(publisher)
         own = self.publisher.feed_id if self.publisher is not None else None
-        if data.get("reason") == "kicked" or data.get("kicked") == own:
+        if data.get("reason") == "kicked" or (own is not None and data.get("kicked") == own):
             self._lost("the media server removed us from the room")
             return
         for key in ("unpublished", "leaving", "kicked"):

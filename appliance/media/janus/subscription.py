@@ -111,10 +111,14 @@ class Subscription:
                 while self._events:
                     await self._apply(self._events.popleft())
                 await self._reconcile()
-            except JanusError as err:
-                # The session's loss is reported by the session; anything else only costs
-                # this change, and the next one tries again from what Janus says.
-                log.warning("subscription update failed: %s", err)
+            except Exception as err:
+                # The session's loss is reported by the session; anything else (a refusal,
+                # an offer aiortc cannot take) only costs this change, and the next one
+                # starts again from what Janus last said.
+                if isinstance(err, JanusError):
+                    log.warning("subscription update failed: %s", err)
+                else:
+                    log.warning("subscription update failed", exc_info=err)
                 self._asked = {(s.feed_id, s.feed_mid) for s in self.streams.values()}
 
     async def _reconcile(self) -> None:
