@@ -18,7 +18,7 @@ from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
 from appliance.server import SessionServer, UserExists
-from appliance.storage import atomic_write_text
+from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
 from hal.camera.base import VideoFormat
 from hal.registry import Hardware, KitIdentity, build_hardware
@@ -61,6 +61,8 @@ class Daemon:
     async def start(self) -> None:
         config = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if leftovers := discard_interrupted_writes(self.state_dir):
+            log.warning("removed %d temp files of interrupted writes", len(leftovers))
         if config.server.embedded:
             self.server = SessionServer(config.server, config.database_path)
             await self.server.start()
