@@ -1,8 +1,11 @@
 """Call recording: the remote mix plus the local microphone, and the main video (or the
 composed screen), written to a Matroska file by a writer thread.
 
-Matroska is written cluster by cluster, so a file cut short by a crash or a full disk
-still plays up to its last cluster.
+Matroska is written cluster by cluster, so a file cut short by a crash, a power cut or a
+full disk still plays up to its last cluster. Clusters are kept short (``CLUSTER_MS``, each
+starting near a key frame), every packet goes to the kernel as it is muxed, and the file is
+fsynced every ``SYNC_SECONDS``: a process killed mid-write loses about a second, a power cut
+a few.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,6 +33,14 @@ log = logging.getLogger(__name__)
 
 RECORD_SIZE = (640, 360)
 RECORD_FPS = 15
+CLUSTER_MS = 1000  # the most a crash can cut from the end, besides the encoder's delay
+KEYFRAME_FRAMES = 2 * RECORD_FPS  # so every other cluster decodes on its own
+SYNC_SECONDS = 2.0
+MUXER_OPTIONS = {
+    "cluster_time_limit": str(CLUSTER_MS),
+    "cluster_size_limit": str(1 << 20),
+    "flush_packets": "1",  # hand each packet to the kernel: a killed process loses nothing
+}
 FrameSource = Callable[[], "av.VideoFrame | None"]
 
 
@@ -58,6 +70,7 @@ class Recorder:
         self._audio_pts = 0
         self._failed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._file: Any = None  # the raw file under the container, for fsync
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -128,12 +141,24 @@ class Recorder:
 
     def _open(self) -> av.container.OutputContainer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        container = av.open(str(self.path), mode="w", format="matroska")
+        self._file = _create(self.path)
+        self.path = Path(self._file.name)
+        try:
+            container = av.open(self._file, mode="w", format="matroska", options=MUXER_OPTIONS)
+        except BaseException:
+            self._file.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # nothing was written: no empty recording left behind
+            raise
         video = container.add_stream("libx264", rate=RECORD_FPS)
         video.width, video.height = RECORD_SIZE
         video.pix_fmt = "yuv420p"
         video.time_base = Fraction(1, 1000)
-        video.codec_context.options = {"preset": "veryfast", "tune": "zerolatency"}
+        video.codec_context.options = {
+            "preset": "veryfast",
+            "tune": "zerolatency",
+            "g": str(KEYFRAME_FRAMES),
+        }
         audio = container.add_stream("libopus", rate=SAMPLE_RATE)
         audio.layout = "mono"
         audio.time_base = Fraction(1, SAMPLE_RATE)
@@ -142,8 +167,12 @@ class Recorder:
     def _write(self, container: av.container.OutputContainer) -> None:
         video, audio = container.streams.video[0], container.streams.audio[0]
         last_video_pts = -1
+        synced_at = time.monotonic()
         try:
             while (item := self._queue.get()) is not None:
+                if time.monotonic() - synced_at >= SYNC_SECONDS:
+                    os.fsync(self._file.fileno())
+                    synced_at = time.monotonic()
                 kind, payload, pts = item
                 if kind == "audio":
                     frame = av.AudioFrame.from_ndarray(
@@ -169,6 +198,21 @@ class Recorder:
         finally:
             with contextlib.suppress(Exception):
                 container.close()
+            with contextlib.suppress(OSError):
+                os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def _create(path: Path) -> Any:
+    """A new file at ``path`` (``-2``, ``-3``... when a recording of the same second and
+    session exists): unbuffered, so what the muxer flushes reaches the kernel at once."""
+    for attempt in range(1, 100):
+        candidate = path if attempt == 1 else path.with_stem(f"{path.stem}-{attempt}")
+        try:
+            return open(candidate, "xb", buffering=0)  # the writer thread closes it
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: too many recordings with this name")
 
 
 def _safe(name: str) -> str:
