@@ -65,7 +65,7 @@ async def kits_on_janus(janus: JanusProcess) -> dict[str, KitOnJanus]:
 
 async def join_room(janus: JanusProcess, body: dict[str, object]) -> dict[str, object]:
     """Joins a VideoRoom as a stranger would: straight to Janus, with what it has."""
-    connection = await JanusConnection.open(janus.url)
+    connection = await JanusConnection.open(janus.url, api_secret=janus.api_secret)
     try:
         session = await connection.create_session()
         handle = await session.attach()
@@ -76,7 +76,7 @@ async def join_room(janus: JanusProcess, body: dict[str, object]) -> dict[str, o
 
 
 async def allowed_tokens(janus: JanusProcess, room: int, secret: str) -> list[str]:
-    connection = await JanusConnection.open(janus.url)
+    connection = await JanusConnection.open(janus.url, api_secret=janus.api_secret)
     try:
         session = await connection.create_session()
         handle = await session.attach()
@@ -89,7 +89,7 @@ async def allowed_tokens(janus: JanusProcess, room: int, secret: str) -> list[st
 
 
 async def room_exists(janus: JanusProcess, room: int) -> bool:
-    connection = await JanusConnection.open(janus.url)
+    connection = await JanusConnection.open(janus.url, api_secret=janus.api_secret)
     try:
         session = await connection.create_session()
         handle = await session.attach()

@@ -58,6 +58,7 @@ class JanusProcess:
     admin_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rtp_ports: str = "20000-40000"
     process: asyncio.subprocess.Process | None = None
@@ -80,6 +81,7 @@ class JanusProcess:
             "url": self.url,
             "admin_url": self.admin_url,
             "admin_secret": self.admin_secret,
+            "api_secret": self.api_secret,
             "room_admin_key": self.room_admin_key,
         }
 
@@ -110,6 +112,7 @@ class JanusProcess:
 	log_to_file = "{self.log_path}"
 	debug_level = 4
 	admin_secret = "{self.admin_secret}"
+	api_secret = "{self.api_secret}"
 	session_timeout = 60
 	protected_folders = ["/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr"]
 }}
@@ -191,7 +194,9 @@ admin: {{
                     raise RuntimeError(f"janus exited with {self.process.returncode}: {self.log()}")
                 with contextlib.suppress(aiohttp.ClientError, OSError):
                     async with http.ws_connect(self.url, protocols=("janus-protocol",)) as ws:
-                        await ws.send_json({"janus": "info", "transaction": "ready"})
+                        await ws.send_json(
+                            {"janus": "info", "transaction": "ready", "apisecret": self.api_secret}
+                        )
                         reply = await ws.receive_json(timeout=5)
                         if reply.get("janus") == "server_info":
                             return

@@ -6,13 +6,14 @@ import jwt
 import pytest
 
 from appliance.calls import CallsError, CallSettingsBuilder, CallToken
-from appliance.media.janus.api import JanusError
+from appliance.media.janus.api import JanusConnection, JanusError
 from appliance.server import SessionServer
 from tests.janus.checks import allowed_tokens, join_room
 from tests.janus.server import JanusProcess
 from tests.kits import KitFactory
 
 UNAUTHORIZED = 433
+UNAUTHORIZED_REQUEST = 403  # Janus core: no or wrong api secret
 MISSING_ELEMENT = 429
 
 
@@ -58,6 +59,14 @@ async def test_a_kit_without_a_valid_token_is_kept_out(
         with pytest.raises(JanusError) as error:
             await join_room(janus, attempt)
         assert error.value.code == code, attempt
+    # Without the API secret (Janus's api_secret) nothing at all is possible.
+    stranger = await JanusConnection.open(janus.url)
+    try:
+        with pytest.raises(JanusError) as error:
+            await stranger.create_session()
+        assert error.value.code == UNAUTHORIZED_REQUEST
+    finally:
+        await stranger.close()
     # Subscribing needs a publisher's private id, which only a participant has.
     feed = next(iter(session.media.feeds))  # type: ignore[attr-defined]
     with pytest.raises(JanusError) as error:
