@@ -1,4 +1,10 @@
-"""Which output the call's audio plays on, and which outputs are there to choose from."""
+"""Which output the call's audio plays on, and which outputs are there to choose from.
+
+A route whose device fails (a write or an open raises AudioError) is dropped from the
+choice and the call falls back to the speaker (else the first route left). The failed
+device is then tried again, after ``RETRY_FIRST`` seconds and less and less often up to
+``RETRY_MAX``: once it opens it is offered again and, if the call was playing on it when it
+failed, the call moves back to it."""
 
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ log = logging.getLogger(__name__)
 ORDER = (Route.SPEAKER, Route.EARPIECE, Route.HEADPHONES, Route.BLUETOOTH)
 # Private devices take over when they arrive, as they do on a phone.
 TAKES_OVER = frozenset({Route.HEADPHONES, Route.BLUETOOTH})
+RETRY_FIRST = 1.0
+RETRY_MAX = 30.0
 
 
 class AudioRouter:
@@ -31,6 +39,8 @@ class AudioRouter:
         self._on_modes_changed = on_modes_changed
         self._on_route_changed = on_route_changed
         self._failed: set[Route] = set()
+        self._retrying: dict[Route, asyncio.Task[None]] = {}
+        self._fell_back_from: Route | None = None  # the route to return to once it works
         self._tasks: set[asyncio.Future[None]] = set()
         self._mixer: AudioMixer | None = None
         self._opened: AudioOutput | None = None
@@ -71,6 +81,7 @@ class AudioRouter:
                 f"{mode.value} is not available now (available: "
                 f"{', '.join(r.value for r in self._available) or 'none'})",
             )
+        self._fell_back_from = None  # chosen by hand: stay on it
         await self._switch(mode)
 
     async def bind(self, mixer: AudioMixer | None) -> None:
@@ -81,6 +92,9 @@ class AudioRouter:
     async def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        for task in self._retrying.values():
+            task.cancel()
+        self._retrying.clear()
         await self.bind(None)
 
     async def _switch(self, mode: Route | None) -> None:
@@ -121,10 +135,37 @@ class AudioRouter:
 
     async def output_failed(self, output: AudioOutput, err: AudioError) -> None:
         log.warning("audio route %s failed: %s", output.route.value, err)
-        self._failed.add(output.route)
+        route = output.route
+        self._failed.add(route)
+        if self.current == route:
+            self._fell_back_from = route
         if self._opened is output:
             self._opened = None
+        if route not in self._retrying:
+            task = asyncio.create_task(self._retry(route, output), name=f"retry {route.value}")
+            self._retrying[route] = task
         await self._refresh()
+
+    async def _retry(self, route: Route, output: AudioOutput) -> None:
+        """Tries the failed device again until it opens (or the route comes back some
+        other way, such as a headset reconnecting)."""
+        delay = RETRY_FIRST
+        try:
+            while route in self._failed:
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX)
+                if route not in self._failed:
+                    break
+                try:
+                    await output.open()
+                    await output.close()
+                except HardwareError:
+                    continue
+                log.info("audio route %s works again", route.value)
+                self._failed.discard(route)
+                await self._refresh()
+        finally:
+            self._retrying.pop(route, None)
 
     def report_failure(self, output: AudioOutput, err: AudioError) -> None:
         """For the mixer, which runs in a task and reports synchronously."""
@@ -137,6 +178,9 @@ class AudioRouter:
             self._on_modes_changed(list(available))
         if newly_present in TAKES_OVER and newly_present in available:
             await self._switch(newly_present)
+        elif self._fell_back_from in available:
+            back, self._fell_back_from = self._fell_back_from, None
+            await self._switch(back)
         elif self.current not in available:
             fallback = Route.SPEAKER if Route.SPEAKER in available else None
             await self._switch(fallback or (available[0] if available else None))
