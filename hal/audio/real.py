@@ -154,10 +154,14 @@ class AlsaOutput:
             raise AudioError(self.name, "no device connected")
 
     async def open(self) -> None:
-        self._check_usable()
+        """Opens the PCM; a route whose device failed is tried afresh (the router does so
+        until the device is back), and a failure is forgotten once it opens."""
+        if self.needs_presence and not self._present:
+            raise AudioError(self.name, "no device connected")
         if self.is_open:
             return
         pcm = await asyncio.to_thread(open_pcm, self._alsa, False, self.device, self.name)
+        self._failure = None
         pending: queue.Queue[bytes | None] = queue.Queue(PLAYBACK_QUEUE)
         thread = threading.Thread(
             target=self._play, args=(pcm, pending), name=self.name, daemon=True
