@@ -89,7 +89,7 @@ class ServerLimits(Section):
     sessions_per_user: int = Field(4, ge=1, le=1000)
     # Signed-in connections on the whole server, and sockets that have not said hello yet.
     connections: int = Field(5000, ge=1, le=1_000_000)
-    unauthenticated: int = Field(256, ge=1, le=100_000)
+    unauthenticated: int = Field(1024, ge=1, le=100_000)
 
 
 class ServerConfig(Section):
