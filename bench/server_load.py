@@ -36,12 +36,22 @@ class Client:
     sent: int = 0
 
 
-async def start_server(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
+# The per-client limits are lifted: this measures the relay, not the rate limiter
+# (tests/reliability/test_limits.py covers that), and 1000 sessions sign in at once.
+LIFTED_LIMITS = {"messages_per_second": 10_000, "message_burst": 10_000, "unauthenticated": 10_000}
+
+
+async def start_server(
+    tmp: Path, limits: dict[str, int] | None = LIFTED_LIMITS
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``callbox server`` on a free port; ``limits=None``: the default [server.limits]."""
     port = free_port()
     config = tmp / "server.toml"
+    lines = ["[server.limits]", *(f"{k} = {v}" for k, v in (limits or {}).items())]
     config.write_text(
         f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_key = "{ADMIN_KEY}"\n'
-        f'[paths]\nstate = "{tmp}"\n'
+        + "\n".join(lines)
+        + f'\n[paths]\nstate = "{tmp}"\n'
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
