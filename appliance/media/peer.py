@@ -32,7 +32,6 @@ from appliance.signaling.messages import Candidate, Description
 
 log = logging.getLogger(__name__)
 
-_follow_sender = follow_sender  # also importable from here (appliance.media.janus uses it)
 
 SendSignal = Callable[[Description | None, Candidate | None], Awaitable[None]]
 

@@ -30,7 +30,7 @@ from appliance.media.local import LocalMedia, Warn
 
 # The sender hooks that feed the negotiated codec and key frame requests to the camera's
 # track are the mesh peers' too: one implementation for both backends.
-from appliance.media.peer import _follow_sender as follow_sender
+from appliance.media.outgoing import follow_sender
 from appliance.signaling.messages import JanusRoomAccess
 
 log = logging.getLogger(__name__)
