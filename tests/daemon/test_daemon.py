@@ -17,41 +17,13 @@ from hal.audio.fake import FakeAudioOutput
 from hal.audio.pcm import dominant_frequency, rms_dbfs
 from hal.buttons.base import LedName, LedState
 from hal.buttons.fake import FakeButtons
-
-
-def kit_config(tmp: Path, uid: str, tone: float, **server: Any) -> dict[str, Any]:
-    return {
-        "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
-        "server": {"listen": "127.0.0.1:0", **server},
-        "api": {"listen": "127.0.0.1:0"},
-        "hal": {
-            "backend": "fake",
-            "audio": {"fake_tone_hz": tone},
-            "camera": {"width": 320, "height": 240, "fps": 15},
-        },
-        "paths": {"state": str(tmp / uid)},
-    }
+from tests.daemons import host_and_guest, kit_config
 
 
 @pytest.fixture
 async def two_daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon]]:
-    host = Daemon(validate(kit_config(tmp_path, "room-a", 400)))
-    await host.start()
-    assert host.server is not None
-    token = await host.server.create_user("room-b", "Room B")
-    guest = Daemon(
-        validate(
-            kit_config(
-                tmp_path, "room-b", 650, embedded=False, url=host.server.url, auth_token=token
-            )
-        )
-    )
-    await guest.start()
-    try:
-        yield host, guest
-    finally:
-        await guest.stop()
-        await host.stop()
+    async with host_and_guest(tmp_path) as daemons:
+        yield daemons
 
 
 def buttons(daemon: Daemon) -> FakeButtons:

@@ -14,50 +14,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appliance.config import validate
 from appliance.daemon import Daemon
 from appliance.display import theme
 from appliance.display.scene import HomeInfo, Ringing, Scene, Screen
 from hal.buttons.fake import FakeButtons
 from hal.camera.pattern import kit_colour
 from hal.display.fake import FakeDisplay
+from tests.daemons import host_and_guest
 from tests.display.conftest import distance, median_colour, painted
 
 SIZE = (640, 360)
 
 
-def config(tmp: Path, uid: str, tone: float, **server: Any) -> dict[str, Any]:
-    return {
-        "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
-        "server": {"listen": "127.0.0.1:0", **server},
-        "api": {"listen": "127.0.0.1:0"},
-        "hal": {
-            "backend": "fake",
-            "audio": {"fake_tone_hz": tone},
-            "camera": {"width": 320, "height": 240, "fps": 15},
-            "display": {"width": SIZE[0], "height": SIZE[1], "fps": 15},
-        },
-        "paths": {"state": str(tmp / uid)},
-    }
-
-
 @pytest.fixture
 async def daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon]]:
-    host = Daemon(validate(config(tmp_path, "room-a", 400)))
-    await host.start()
-    assert host.server is not None
-    token = await host.server.create_user("room-b", "Room B")
-    guest = Daemon(
-        validate(
-            config(tmp_path, "room-b", 650, embedded=False, url=host.server.url, auth_token=token)
-        )
-    )
-    await guest.start()
-    try:
-        yield host, guest
-    finally:
-        await guest.stop()
-        await host.stop()
+    screen = {"display": {"width": SIZE[0], "height": SIZE[1], "fps": 15}}
+    async with host_and_guest(tmp_path, hal=screen) as daemons:
+        yield daemons
 
 
 async def shown(daemon: Daemon, check: Any, timeout: float = 15) -> np.ndarray[Any, Any]:

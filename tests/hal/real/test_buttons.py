@@ -6,54 +6,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
-from appliance.config import validate
 from appliance.daemon import Daemon
 from hal.buttons.base import ButtonName, LedName, LedState
 from hal.buttons.fake import FakeButtons
 from hal.camera.fake import FakeCamera
+from tests.daemons import host_and_guest
 
 PINS = {"mute": 5, "pause": 6, "end": 13, "led_muted": 19, "led_in_call": 26, "led_ringing": 21}
 
 
-def kit_config(tmp: Path, uid: str, tone: float, **server: Any) -> dict[str, Any]:
-    return {
-        "kit": {"uid": uid, "name": uid.replace("-", " ").title()},
-        "server": {"listen": "127.0.0.1:0", **server},
-        "api": {"listen": "127.0.0.1:0"},
-        "hal": {
-            "backend": "fake",
-            "audio": {"fake_tone_hz": tone},
-            "camera": {"width": 320, "height": 240, "fps": 15},
-            "display": {"backend": "disabled"},
-            "buttons": {**PINS, "bounce_ms": 40, "long_press_s": 0.4},
-        },
-        "paths": {"state": str(tmp / uid)},
-    }
-
-
 @pytest.fixture
 async def daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon]]:
-    host = Daemon(validate(kit_config(tmp_path, "room-a", 400)))
-    await host.start()
-    assert host.server is not None
-    token = await host.server.create_user("room-b", "Room B")
-    guest = Daemon(
-        validate(
-            kit_config(
-                tmp_path, "room-b", 650, embedded=False, url=host.server.url, auth_token=token
-            )
-        )
-    )
-    await guest.start()
-    try:
-        yield host, guest
-    finally:
-        await guest.stop()
-        await host.stop()
+    panel = {
+        "display": {"backend": "disabled"},
+        "buttons": {**PINS, "bounce_ms": 40, "long_press_s": 0.4},
+    }
+    async with host_and_guest(tmp_path, hal=panel) as daemons:
+        yield daemons
 
 
 def panel(daemon: Daemon) -> FakeButtons:
