@@ -3,19 +3,12 @@ HTTP status the REST side answers with (the WebSocket side sends only code and m
 
 from __future__ import annotations
 
+from appliance.errors import CallboxError
 
-class ServerError(Exception):
-    status = 400
 
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        if status is not None:
-            self.status = status
-
-    def to_json(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+class ServerError(CallboxError):
+    """A refusal by the session server (callbox's one error hierarchy: code, message,
+    status)."""
 
 
 class UserExists(ServerError):
