@@ -76,6 +76,25 @@ class JanusServerConfig(Section):
         return self
 
 
+class TlsConfig(Section):
+    """TLS on a listening socket (the session server, the REST API and pages)."""
+
+    enabled: bool = False
+    # PEM files. Without them a self-signed certificate is made on first start in
+    # <state>/tls/ and kept; the screen shows its SHA-256 fingerprint.
+    cert: str | None = Field(None, min_length=1)
+    key: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together")
+        return self
+
+
+_FINGERPRINT = r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$"
+
+
 class ServerLimits(Section):
     """What one client may ask of the session server (README, "Reliability")."""
 
@@ -114,6 +133,11 @@ class ServerConfig(Section):
     media: Literal["mesh", "janus"] = "mesh"
     janus: list[JanusServerConfig] = Field(default_factory=list, max_length=64)
     limits: ServerLimits = ServerLimits()
+    tls: TlsConfig = TlsConfig()  # the embedded or standalone server's listening socket
+    # How this kit checks an https:// url: a CA file, or the SHA-256 fingerprint of the
+    # server's certificate (a self-signed one); neither: the system's CAs.
+    ca_file: str | None = Field(None, min_length=1)
+    fingerprint: str | None = Field(None, pattern=_FINGERPRINT)
 
     @field_validator("listen")
     @classmethod
@@ -127,10 +151,17 @@ class ServerConfig(Section):
             raise ValueError('media = "janus" needs at least one [[server.janus]] server')
         return self
 
+    @model_validator(mode="after")
+    def _trust(self) -> ServerConfig:
+        if self.ca_file is not None and self.fingerprint is not None:
+            raise ValueError("ca_file and fingerprint: set one, not both")
+        return self
+
 
 class ApiConfig(Section):
     listen: HostPort = "127.0.0.1:8080"
     token: str | None = Field(None, min_length=16, max_length=256)
+    tls: TlsConfig = TlsConfig()  # https:// for the REST API and the web pages
 
     @field_validator("listen")
     @classmethod

@@ -34,7 +34,16 @@ from hal.camera.base import VideoFormat
 
 # Not readable or writable through the API (dotted paths; a table hides all of it).
 HIDDEN = frozenset({"api.token", "server.admin_key", "server.auth_token"})
-READ_ONLY = HIDDEN | {"kit.uid", "paths", "server.database"}
+# TLS files and how the server is trusted are the config file's too.
+READ_ONLY = HIDDEN | {
+    "kit.uid",
+    "paths",
+    "server.database",
+    "server.tls",
+    "server.ca_file",
+    "server.fingerprint",
+    "api.tls",
+}
 # What takes effect without a restart: now, or when the next call opens the devices.
 APPLIES_NOW = frozenset({"calls.auto_answer"})
 _NO_SECRETS = {"admin_key": None, "auth_token": None}
