@@ -31,6 +31,7 @@ from appliance.signaling.messages import (
     Error,
     ServerMessage,
 )
+from appliance.tls import ClientTrust
 from hal.registry import Hardware
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Calls:
         hardware: Hardware,
         options: MediaOptions | None = None,
         view: View | None = None,
+        server_trust: ClientTrust = True,
     ) -> None:
         self.uid = uid
         self.name = uid
@@ -101,10 +103,12 @@ class Calls:
         )
         self.router.add_releaser(self.ringer.release)
         self._auth_token = auth_token
-        self._client = SignalingClient(server_url, auth_token, client_name=f"callbox {uid}")
+        self._client = SignalingClient(
+            server_url, auth_token, client_name=f"callbox {uid}", trust=server_trust
+        )
         self._client.on_event(self._on_server_message)
         self._client.on_close(self._on_disconnected)
-        self._api = ServerApi(server_url)
+        self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None

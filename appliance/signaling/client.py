@@ -33,6 +33,7 @@ from appliance.signaling.messages import (
     dump,
     server_message,
 )
+from appliance.tls import ClientTrust
 
 if TYPE_CHECKING:
     from appliance.calls.settings import CallToken
@@ -65,8 +66,16 @@ class _Closed:
 
 
 class SignalingClient:
-    def __init__(self, url: str, auth_token: str, *, client_name: str = "callbox") -> None:
+    def __init__(
+        self,
+        url: str,
+        auth_token: str,
+        *,
+        client_name: str = "callbox",
+        trust: ClientTrust = True,
+    ) -> None:
         self._ws_url = _websocket_url(url)
+        self._trust = trust  # how a wss:// server is checked (appliance.tls.client_trust)
         self._auth_token = auth_token
         self._client_name = client_name
         self._event_handlers: list[EventHandler] = []
@@ -104,7 +113,10 @@ class SignalingClient:
             async with asyncio.timeout(timeout):
                 self._http = aiohttp.ClientSession()
                 ws = await self._http.ws_connect(
-                    self._ws_url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT
+                    self._ws_url,
+                    max_msg_size=MAX_MESSAGE_BYTES,
+                    heartbeat=HEARTBEAT,
+                    ssl=self._trust,
                 )
                 self._ws = ws
                 events: asyncio.Queue[ServerMessage | _Closed] = asyncio.Queue()
@@ -276,10 +288,11 @@ class ServerApi:
     """Refusals raise SignalingError (code and message from the error body); an unreachable
     server raises ConnectionError, a slow one TimeoutError."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, trust: ClientTrust = True) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url: expected http(s)://host:port, got {url!r}")
         self._base = url.rstrip("/")
+        self._trust = trust
         self._http: aiohttp.ClientSession | None = None
 
     async def create_token(self, auth_token: str, session_id: str) -> CallToken:
@@ -323,7 +336,7 @@ class ServerApi:
         headers = {"Authorization": f"Bearer {bearer}"}
         try:
             async with self._http.request(
-                method, self._base + path, headers=headers, json=body, params=query
+                method, self._base + path, headers=headers, json=body, params=query, ssl=self._trust
             ) as response:
                 text = await response.text()
                 status = response.status
