@@ -83,7 +83,23 @@ async def _server(config: Config) -> int:
         log.error("cannot start: %s", err)
         return 1
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    server = SessionServer(config.server, config.database_path)
+    tls = None
+    if config.server.tls.enabled:
+        from appliance.config import split_hostport
+        from appliance.tls import TlsError, server_tls
+
+        host = split_hostport(config.server.listen)[0]
+        settings = config.server.tls
+        try:
+            tls = await asyncio.to_thread(
+                server_tls, settings.cert, settings.key, config.state_dir, [host]
+            )
+        except TlsError as err:
+            log.error("cannot start: %s", err)
+            await supervisor.close()
+            return 1
+        log.info("TLS certificate SHA-256 %s", tls.fingerprint)
+    server = SessionServer(config.server, config.database_path, tls=tls)
     supervisor.start()
     try:
         await server.start()
@@ -112,6 +128,7 @@ async def _server(config: Config) -> int:
 
 async def _users_add(config: Config, uid: str, name: str, avatar: str | None) -> int:
     from appliance.signaling.client import ServerApi, SignalingError
+    from appliance.tls import TlsError, client_trust
 
     admin_key = config.server.admin_key
     key_file = config.database_path.parent / "admin.key"
@@ -125,7 +142,12 @@ async def _users_add(config: Config, uid: str, name: str, avatar: str | None) ->
                 file=sys.stderr,
             )
             return 2
-    api = ServerApi(config.server.url)
+    try:
+        trust = client_trust(config.server.ca_file, config.server.fingerprint)
+    except TlsError as err:
+        print(f"callbox: {err}", file=sys.stderr)
+        return 2
+    api = ServerApi(config.server.url, trust=trust)
     try:
         token = await api.add_user(admin_key, uid, name, avatar)
     except SignalingError as err:

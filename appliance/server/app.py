@@ -27,6 +27,7 @@ from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens, new_secret
 from appliance.server.websocket import SignalingEndpoint
 from appliance.storage import atomic_write_text
+from appliance.tls import ServerTls
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ SHUTDOWN_TIMEOUT = 5.0
 
 
 class SessionServer:
-    def __init__(self, config: ServerConfig, database: Path | str) -> None:
+    def __init__(
+        self, config: ServerConfig, database: Path | str, *, tls: ServerTls | None = None
+    ) -> None:
         self.config = config
+        self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.store = Store(database)
         self.tokens = CallTokens(config.token_ttl)
         self.connections = ConnectionRegistry()
@@ -101,7 +105,8 @@ class SessionServer:
             await runner.setup()
             host, port = split_hostport(self.config.listen)
             try:
-                await web.TCPSite(runner, host, port).start()
+                ssl_context = self.tls.context if self.tls is not None else None
+                await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
             except BaseException:
                 await runner.cleanup()
                 raise
@@ -110,7 +115,8 @@ class SessionServer:
             raise
         self._runner = runner
         bound_port = runner.addresses[0][1]
-        self._url = f"http://{_reachable_host(host)}:{bound_port}"
+        scheme = "https" if self.tls is not None else "http"
+        self._url = f"{scheme}://{_reachable_host(host)}:{bound_port}"
         log.info("session server listening on %s", self._url)
 
     async def stop(self) -> None:
