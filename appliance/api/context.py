@@ -13,6 +13,7 @@ from appliance.calls import Calls, DisplayMode
 from appliance.config import Config
 from appliance.kit import KitController
 from appliance.server import SessionServer
+from appliance.tls import ClientTrust
 from hal.registry import Hardware
 
 
@@ -44,3 +45,4 @@ class ApiContext:
     session_server: SessionServer | None = None
     screen: Screen | None = None
     base_layer: dict[str, Any] = field(default_factory=dict)  # config below REST overrides
+    server_trust: ClientTrust = True  # how server_url is checked when it is https

@@ -59,7 +59,7 @@ class GuestsApi:
         self._closing = closing
         self._invites: dict[str, _Invite] = {}  # by the code's hash
         self._guests: dict[str, float] = {}  # guest auth token hash -> expiry
-        self._server_api = ServerApi(context.server_url)
+        self._server_api = ServerApi(context.server_url, trust=context.server_trust)
         self._sockets: set[web.WebSocketResponse] = set()
         self._http: aiohttp.ClientSession | None = None
 
@@ -246,7 +246,7 @@ class GuestsApi:
         url = self._ctx.server_url.rstrip("/").replace("http", "ws", 1) + "/v1/ws"
         try:
             server = await self._http.ws_connect(
-                url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT
+                url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT, ssl=self._ctx.server_trust
             )
         except (aiohttp.ClientError, OSError) as err:
             log.warning("signaling proxy: cannot reach %s: %s", url, err)

@@ -24,7 +24,7 @@ MATROSKA = "video/x-matroska"
 class RecordsApi:
     def __init__(self, context: ApiContext) -> None:
         self._ctx = context
-        self._server_api = ServerApi(context.server_url)
+        self._server_api = ServerApi(context.server_url, trust=context.server_trust)
 
     async def close(self) -> None:
         await self._server_api.close()

@@ -25,6 +25,7 @@ from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.kit import KitController
 from appliance.server import SessionServer
+from appliance.tls import ClientTrust, ServerTls
 from hal.registry import Hardware
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ class ApiServer:
         session_server: SessionServer | None = None,
         screen: Screen | None = None,
         base_layer: dict[str, Any] | None = None,
+        tls: ServerTls | None = None,
+        server_trust: ClientTrust = True,
     ) -> None:
+        self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
         self.context = ApiContext(
             config=config,
@@ -62,6 +66,7 @@ class ApiServer:
             session_server=session_server,
             screen=screen,
             base_layer=base_layer if base_layer is not None else config.model_dump(),
+            server_trust=server_trust,
         )
         self._closing = asyncio.Event()
         self.session = SessionApi(self.context, self._closing)
@@ -129,14 +134,16 @@ class ApiServer:
         await runner.setup()
         host, port = split_hostport(self.context.config.api.listen)
         try:
-            await web.TCPSite(runner, host, port).start()
+            ssl_context = self.tls.context if self.tls is not None else None
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         bound = runner.addresses[0]
         shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        self._url = f"http://{f'[{shown}]' if ':' in shown else shown}:{bound[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        self._url = f"{scheme}://{f'[{shown}]' if ':' in shown else shown}:{bound[1]}"
         where = "the LAN" if host not in ("127.0.0.1", "::1", "localhost") else "loopback only"
         log.info("REST API and web pages on %s (%s)", self._url, where)
 
