@@ -39,12 +39,14 @@ class Control(StrEnum):
 @dataclass(frozen=True)
 class HomeInfo:
     """The idle screen's facts: the kit's name, where its API is, whether it can take calls,
-    and the API token while it is freshly created (shown once so it can be copied)."""
+    the API token while it is freshly created (shown once so it can be copied), and the
+    SHA-256 fingerprint of the API's TLS certificate (to check a browser's warning against)."""
 
     name: str
     address: str
     ready: bool
     api_token: str | None = None
+    tls_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

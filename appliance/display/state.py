@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from appliance.calls import Calls, DisplayMode, SessionState
 from appliance.calls.events import CallEvent
@@ -243,7 +243,7 @@ def read_scene(
     avatar_ready: Callable[[str | None], bool],
     now: float,
 ) -> Scene:
-    home = HomeInfo(home.name, home.address, home.ready and calls.connected, home.api_token)
+    home = replace(home, ready=home.ready and calls.connected)
     cursor = state.cursor if state.cursor is not None and now < state.cursor_until else None
     toast = state.toast if state.toast is not None and now < state.toast_until else None
     session = active_session(calls)
