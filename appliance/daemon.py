@@ -13,13 +13,14 @@ from urllib.parse import urlsplit
 
 from appliance.api import ApiServer
 from appliance.calls import Calls, MediaOptions
-from appliance.config import Config
+from appliance.config import Config, TlsConfig, split_hostport
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
+from appliance.tls import ClientTrust, ServerTls, TlsError, client_trust, pinned, server_tls
 from hal.camera.base import VideoFormat
 from hal.registry import Hardware, KitIdentity, build_hardware
 
@@ -46,6 +47,8 @@ class Daemon:
         self.kit: KitController | None = None
         self.api: ApiServer | None = None
         self.compositor: Compositor | None = None
+        # SHA-256 of the certificate the REST API (else the session server) serves, if TLS.
+        self.tls_fingerprint: str | None = None
         self._stop = asyncio.Event()
         # systemd notifications and the watchdog; ``supervisor.watch(task)`` makes a
         # background task's crash stop the daemon with a non-zero exit.
@@ -63,8 +66,12 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if leftovers := discard_interrupted_writes(self.state_dir):
             log.warning("removed %d temp files of interrupted writes", len(leftovers))
+        server_side = await self._tls(config.server.tls) if config.server.embedded else None
+        api_tls = await self._tls(config.api.tls)
+        shown = api_tls or server_side
+        self.tls_fingerprint = shown.fingerprint if shown is not None else None
         if config.server.embedded:
-            self.server = SessionServer(config.server, config.database_path)
+            self.server = SessionServer(config.server, config.database_path, tls=server_side)
             await self.server.start()
             log.info("session server listening on %s", self.server.url)
         auth_token = await self._auth_token()
@@ -74,6 +81,7 @@ class Daemon:
             # Reports the headsets already connected, so the Bluetooth route is there at once.
             await self.hardware.bluetooth.start()
         camera = config.hal.camera
+        trust = self._server_trust(server_side)
         self.calls = Calls(
             server_url=self.server.url if self.server else config.server.url,
             uid=config.kit.uid,
@@ -85,6 +93,7 @@ class Daemon:
                 audio=config.audio,
                 state_dir=self.state_dir,
             ),
+            server_trust=trust,
         )
         # The screen: the call's view, composing even without a display (for display.png).
         display = config.hal.display
@@ -118,6 +127,8 @@ class Daemon:
             session_server=self.server,
             screen=self.compositor,
             base_layer=self._base_layer,
+            tls=api_tls,
+            server_trust=trust,
         )
         await self.api.start()
         self._show_home(self.api.tokens.fresh_token)
@@ -129,8 +140,32 @@ class Daemon:
         if self.compositor is not None:
             port = urlsplit(self.api.url).port if self.api is not None else None
             address = api_address(self.config.api.listen, port)
-            home = HomeInfo(self.config.kit.name, address, True, api_token)
+            home = HomeInfo(self.config.kit.name, address, True, api_token, self.tls_fingerprint)
             self.compositor.set_home(home)
+
+    async def _tls(self, settings: TlsConfig) -> ServerTls | None:
+        """The TLS of a listening socket, if enabled: the configured certificate, or the
+        state directory's self-signed one (made now on first start)."""
+        if not settings.enabled:
+            return None
+        hosts = [split_hostport(self.config.server.listen)[0]]
+        hosts.append(split_hostport(self.config.api.listen)[0])
+        try:
+            return await asyncio.to_thread(
+                server_tls, settings.cert, settings.key, self.state_dir, hosts
+            )
+        except TlsError as err:
+            raise DaemonError(str(err)) from None
+
+    def _server_trust(self, embedded: ServerTls | None) -> ClientTrust:
+        """How the kit checks its session server: its own certificate when embedded, else
+        the configured CA file or fingerprint (or the system's CAs)."""
+        if embedded is not None:
+            return pinned(embedded)
+        try:
+            return client_trust(self.config.server.ca_file, self.config.server.fingerprint)
+        except TlsError as err:
+            raise DaemonError(str(err)) from None
 
     async def _auth_token(self) -> str:
         """The kit's auth token: from config, else the one saved in the state directory,
