@@ -2,8 +2,9 @@
 
 Every inbound signaling frame spends a token from its connection's bucket (refilled at
 ``messages_per_second``, holding at most ``message_burst``). A frame with no token left is
-refused unread with ``error`` code ``rate-limited``; each refusal spends a strike from a
-second, slower bucket, and a connection out of strikes is closed (1008): a kit that
+not acted on: only its ``id`` is read, for the ``error`` (code ``rate-limited``) that
+answers it. Each refusal spends a strike from a second, slower bucket (``STRIKES``, refilled
+at ``STRIKES_PER_SECOND``), and a connection out of strikes is closed (1008): a kit that
 trickles a burst of ICE candidates never comes near either, a flood ends within seconds.
 """
 
