@@ -38,6 +38,17 @@ async def in_call(kits: KitFactory, session: str, **hal: Any) -> tuple[Kit, Kit]
     return a, b
 
 
+async def hears_from_now_on(kit: Kit, hz: float, route: AudioMode) -> None:
+    """``route`` plays ``hz`` in what it is given from now on (not what it kept from
+    before: an output keeps the last minute it played)."""
+    output = kit.output(route)
+    played = output.total_samples
+    async with asyncio.timeout(10):
+        while output.total_samples < played + 48_000 // 4:
+            await asyncio.sleep(0.02)
+    await kit.wait_to_hear(hz, route=route)
+
+
 def live_tile_shows(kit: ScreenKit, uid: str, colour: tuple[int, int, int]) -> Any:
     def check(frame: Frame) -> bool:
         tile = kit.screen.shown_layout.tile_of(uid)
@@ -136,7 +147,7 @@ async def test_a_failing_speaker_falls_back_and_is_reopened_when_it_works(
 
     back = await a.wait_for("onAudioModeChanged", lambda d: "SPEAKER" in d["modes"], after=mark)
     assert back.data["modes"] == ["SPEAKER", "EARPIECE"]
-    await a.wait_to_hear(b.tone_hz, route=AudioMode.SPEAKER)
+    await hears_from_now_on(a, b.tone_hz, AudioMode.SPEAKER)
     assert a.calls.snapshot()["audio_mode"] == "SPEAKER"
     assert not a.output(AudioMode.EARPIECE).is_open
 
@@ -154,8 +165,40 @@ async def test_with_every_route_failed_the_call_goes_on_until_one_works(kits: Ki
     await a.wait_for_video_from("room-b")
 
     a.output(AudioMode.EARPIECE).restore()
-    await a.wait_to_hear(b.tone_hz, route=AudioMode.EARPIECE)
+    await hears_from_now_on(a, b.tone_hz, AudioMode.EARPIECE)
     assert a.calls.snapshot()["audio_mode"] == "EARPIECE"
+
+
+class ModesDelegate:
+    """A CallsEventsDelegate that keeps what on_audio_mode_changed was told."""
+
+    def __init__(self) -> None:
+        self.modes: list[list[AudioMode]] = []
+
+    def on_audio_mode_changed(self, modes: list[AudioMode]) -> None:
+        self.modes.append(list(modes))
+
+
+async def test_a_headset_that_walks_away_tells_the_delegate_and_the_call_moves_on(
+    kits: KitFactory,
+) -> None:
+    a = await kits("room-a")
+    b = await kits("room-b")
+    delegate = ModesDelegate()
+    await a.join("headset", delegate=delegate)
+    await b.join("headset")
+    await a.wait_to_hear(b.tone_hz)
+    a.bluetooth.add_device("00:11:22:33:44:55", "Jabra Evolve")
+    a.bluetooth.device_connects("00:11:22:33:44:55")
+    await a.wait_to_hear(b.tone_hz, route=AudioMode.BLUETOOTH)
+    assert delegate.modes[-1] == [AudioMode.SPEAKER, AudioMode.EARPIECE, AudioMode.BLUETOOTH]
+
+    a.bluetooth.device_leaves("00:11:22:33:44:55")  # out of range
+
+    await hears_from_now_on(a, b.tone_hz, AudioMode.SPEAKER)
+    assert delegate.modes[-1] == [AudioMode.SPEAKER, AudioMode.EARPIECE]
+    assert a.calls.snapshot()["audio_mode"] == "SPEAKER"
+    await b.wait_to_hear(a.tone_hz)  # and the other way, untouched
 
 
 # --- a real ALSA PCM that errors mid-call and is reopened ---------------------------------
