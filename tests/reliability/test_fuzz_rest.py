@@ -271,3 +271,10 @@ async def test_no_request_breaks_the_api_or_another_session(
     results = await asyncio.gather(*(send(target, r) for r in requests))
     for request, (status, body, content_type) in zip(requests, results, strict=True):
         check(request, status, body, content_type)
+
+
+async def test_a_body_over_the_limit_is_refused_with_413(target: Target) -> None:
+    request = Request("PATCH", "/api/v1/config", b" " * (MAX_BODY_BYTES + 1), None, {})
+    status, body, content_type = await send(target, request)
+    assert status == 413
+    check(request, status, body, content_type)
