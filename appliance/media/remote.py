@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE  # 20 ms
 PREBUFFER = 2 * FRAME_SAMPLES  # wait for 40 ms before (re)starting a source: rides out jitter
 MAX_BUFFER = 10 * FRAME_SAMPLES  # beyond 200 ms queued, drop the oldest: latency is bounded
+# Over this many blocks (2 s), what stayed queued at the buffer's lowest point was never
+# needed to ride out jitter: all but one block of it is latency, and is dropped.
+TRIM_WINDOW = 100
 SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
@@ -42,12 +45,20 @@ class PlaybackHook(Protocol):
 
 
 class JitterBuffer:
-    """Samples of one participant waiting for the mixer."""
+    """Samples of one participant waiting for the mixer.
+
+    A stall (the loop or the network held up, then a burst) leaves more queued than jitter
+    needs, and the queue would keep that extra delay for the rest of the call: so the
+    buffer's low point is watched over ``TRIM_WINDOW`` blocks, and a surplus it never dipped
+    into is dropped. ``trimmed`` counts the samples dropped that way."""
 
     def __init__(self) -> None:
         self._chunks: deque[Pcm] = deque()
         self._size = 0
         self._playing = False
+        self._low: int | None = None  # the least left queued after a take, this window
+        self._takes = 0
+        self.trimmed = 0
 
     def put(self, pcm: Pcm) -> None:
         self._chunks.append(pcm)
@@ -62,6 +73,7 @@ class JitterBuffer:
             self._playing = True
         if self._size < n:
             self._playing = False  # underflow: play silence and build up again
+            self._low, self._takes = None, 0
             return None
         out = np.empty(n, dtype=np.int16)
         filled = 0
@@ -75,7 +87,32 @@ class JitterBuffer:
             else:
                 self._chunks[0] = chunk[used:]
         self._size -= n
+        self._watch_slack()
         return out
+
+    def _watch_slack(self) -> None:
+        self._low = self._size if self._low is None else min(self._low, self._size)
+        self._takes += 1
+        if self._takes < TRIM_WINDOW:
+            return
+        surplus = self._low - FRAME_SAMPLES
+        self._low, self._takes = None, 0
+        if surplus >= FRAME_SAMPLES:
+            self._drop(surplus)
+
+    def _drop(self, samples: int) -> None:
+        """The oldest ``samples`` go: the queue catches up with the live audio."""
+        while samples > 0 and self._chunks:
+            chunk = self._chunks[0]
+            if len(chunk) <= samples:
+                self._chunks.popleft()
+                used = len(chunk)
+            else:
+                self._chunks[0] = chunk[samples:]
+                used = samples
+            samples -= used
+            self._size -= used
+            self.trimmed += used
 
 
 class AudioMixer:
