@@ -1,0 +1,18 @@
+"""The soak benchmark's short version (``make soak`` runs it for 30 minutes): the call
+holds, every latency marker is heard once, memory is sampled. Its bounds are checked only
+in the full run (bench/soak.py), as timing belongs to benchmarks."""
+
+from bench import soak
+
+
+async def test_a_short_soak_hears_every_marker_and_samples_memory() -> None:
+    result = await soak.run(quick=True)
+    figures = result.figures
+    assert figures["in_call_at_the_end"] is True
+    assert figures["markers_sent"] >= 5
+    assert figures["markers_heard"] == figures["markers_sent"]
+    assert all(latency > 0 for latency in figures["latency_ms"])  # heard after it was sent
+    assert figures["toggles"] >= 2  # B muted and paused its camera, and came back
+    rss = [row[1] for row in result.rows]
+    assert len(rss) >= 5 and all(value > 0 for value in rss)
+    assert figures["rss_growth_mib"] == figures["rss_end_mib"] - figures["rss_after_warm_up_mib"]
