@@ -37,6 +37,10 @@ class Request(Message):
 class Description(Message):
     type: Literal["offer", "answer"]
     sdp: str = Field(max_length=MAX_MESSAGE_BYTES)
+    # Which of a pair's successive connections this belongs to: each ICE restart makes a
+    # new one, so an answer to an offer that a newer one replaced is told apart. An answer
+    # without it (a browser) belongs to the offer outstanding.
+    generation: int | None = Field(default=None, ge=0, le=2**53)
 
 
 class Candidate(Message):
