@@ -120,8 +120,9 @@ class ServerConfig(Section):
     ring_timeout: float = Field(45.0, gt=0, le=600)
     token_ttl: int = Field(24 * 3600, ge=10, le=30 * 24 * 3600)
     # A participant whose connection drops keeps its place this long, so a kit that
-    # reconnects at once carries on without the others noticing.
-    reconnect_grace: float = Field(5.0, ge=0, le=120)
+    # reconnects carries on without the others noticing: long enough for a 10 s network
+    # cut (the server may notice it 7.5 s in, the kit is back within 5 s of the network).
+    reconnect_grace: float = Field(20.0, ge=0, le=120)
     # An accepted call whose session nobody joins within this long is ended, so its
     # parties are not left busy forever.
     join_timeout: float = Field(60.0, gt=0, le=3600)
