@@ -1,53 +1,77 @@
 """Peer-to-peer media (a mesh): one aiortc connection per other participant, negotiated
 through the session server's signal relay. Right for two to four kits: each kit encodes and
-sends its camera once per peer."""
+sends its camera once per peer.
+
+The mesh watches its connections once a second (``WATCH_INTERVAL``): a connection that stops
+carrying media is replaced by a new one (``Peer``: an ICE restart) while signaling works, and
+when nothing at all has arrived from any participant for ``GIVE_UP_AFTER`` seconds the kit
+is cut off: ``on_failed`` ends the call, with or without the session server."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiortc import RTCIceServer
 
-from appliance.media.backend import OnTrack
+from appliance.media.backend import OnFailed, OnTrack
 from appliance.media.local import LocalMedia, Warn
-from appliance.media.peer import Peer
+from appliance.media.peer import Health, LinkStats, Peer
 from appliance.signaling.messages import Candidate, Description, SignalIn, SignalOut
 
 log = logging.getLogger(__name__)
 
+WATCH_INTERVAL = 1.0
+GIVE_UP_AFTER = 30.0  # seconds without media from anyone: the call cannot come back
+
 SendSignal = Callable[[SignalOut], Awaitable[None]]
+OnHealth = Callable[[str, Health], None]  # (participant uid, its connection's new health)
 
 
 class MeshMedia:
     def __init__(
         self,
         *,
+        me: str,
         local: LocalMedia,
         send: SendSignal,
+        can_signal: Callable[[], bool],
         on_track: OnTrack,
+        on_health: OnHealth,
+        on_failed: OnFailed,
         warn: Warn,
         ice_servers: list[RTCIceServer],
         video_codec: str | None,
     ) -> None:
+        self._me = me
         self._local = local
         self._send = send
+        self._can_signal = can_signal
         self._on_track = on_track
+        self._on_health = on_health
+        self._on_failed = on_failed
         self._warn = warn
         self._ice_servers = ice_servers
         self._video_codec = video_codec
+        self._video = False
         self._members: set[str] = set()
         self.peers: dict[str, Peer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._failed = False
 
     async def start(self, *, video: bool) -> None:
-        """Nothing to connect: each peer connects when it is added."""
+        """Nothing to connect yet (each peer connects when it is added): start watching."""
+        self._video = video
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="mesh watch")
 
     def add_participant(self, uid: str, *, offerer: bool, video: bool) -> None:
         self._members.add(uid)
-        peer = self._make_peer(uid, offerer=offerer)
+        peer = self._make_peer(uid, offerer=offerer, video=video)
         if offerer:
             self._spawn(peer.start(video=video), f"offer to {uid}")
 
@@ -63,7 +87,7 @@ class MeshMedia:
             if message.from_ not in self._members:
                 log.warning("signal from %s, who is not in the session", message.from_)
                 return
-            peer = self._make_peer(message.from_, offerer=False)
+            peer = self._make_peer(message.from_, offerer=False, video=self._video)
         try:
             await peer.handle(message.description, message.candidate)
         except Exception as err:  # a malformed SDP from one peer must not end the call
@@ -71,17 +95,59 @@ class MeshMedia:
             self._warn("bad-signal", "network", f"{message.from_}: {err}")
 
     async def enable_video(self) -> None:
+        self._video = True
         for peer in self.peers.values():
-            if peer.offerer:
-                self._spawn(peer.add_video(), f"video to {peer.uid}")
+            self._spawn(peer.add_video(), f"video to {peer.uid}")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        for task in [*self._tasks, self._watcher]:
+            if task is not None:
+                task.cancel()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         await asyncio.gather(*(peer.close() for peer in self.peers.values()))
         self.peers.clear()
 
-    def _make_peer(self, uid: str, *, offerer: bool) -> Peer:
+    # --- what the session asks -----------------------------------------------------------
+
+    def links(self) -> dict[str, LinkStats]:
+        return {uid: peer.stats() for uid, peer in self.peers.items()}
+
+    def receiving_from(self, uid: str) -> bool:
+        peer = self.peers.get(uid)
+        return peer is not None and peer.health == Health.CONNECTED
+
+    def signaling_restored(self) -> None:
+        """Signaling is back (we rejoined): offers sent while it was away may be lost, so
+        every connection without media is renewed now rather than at its next deadline."""
+        for peer in list(self.peers.values()):
+            if peer.health != Health.CONNECTED:
+                self._spawn(peer.restart(), f"restart {peer.uid}")
+
+    # --- watching ------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            for peer in list(self.peers.values()):
+                try:
+                    await peer.check(loop.time(), can_signal=self._can_signal())
+                except Exception:  # one broken connection must not stop the others' care
+                    log.exception("connection to %s: check failed", peer.uid)
+            self._give_up_if_cut_off(loop.time())
+
+    def _give_up_if_cut_off(self, now: float) -> None:
+        if self._failed or not self.peers:
+            return
+        silence = min(peer.silent_for(now) for peer in self.peers.values())
+        if silence >= GIVE_UP_AFTER:
+            self._failed = True
+            self._on_failed(f"no media from anyone for {silence:.0f} s: the network is down")
+
+    def _make_peer(self, uid: str, *, offerer: bool, video: bool) -> Peer:
         async def send(description: Description | None, candidate: Candidate | None) -> None:
             await self._send(
                 SignalOut(type="signal", to=uid, description=description, candidate=candidate)
@@ -89,21 +155,18 @@ class MeshMedia:
 
         peer = Peer(
             uid,
+            me=self._me,
             offerer=offerer,
             local=self._local,
             send=send,
             on_track=self._on_track,
-            on_state=self._on_peer_state,
+            on_health=self._on_health,
             ice_servers=list(self._ice_servers),
             video_codec=self._video_codec,
+            video=video,
         )
         self.peers[uid] = peer
         return peer
-
-    def _on_peer_state(self, uid: str, state: str) -> None:
-        log.info("connection to %s is %s", uid, state)
-        if state == "failed":
-            self._warn("peer-failed", "network", f"the media connection to {uid} failed")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
