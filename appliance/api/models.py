@@ -78,6 +78,22 @@ class Health(Reply):
 # --- the session -----------------------------------------------------------------------
 
 
+class ReceivedMedia(Reply):
+    """What arrives from one other participant: enough to tell a working call from a
+    frozen one, and a poor network from a dead one."""
+
+    video_frames: int = Field(description="video frames decoded since the call began")
+    audio_level_dbfs: float = Field(description="their audio as it is played, smoothed")
+    connection: Literal["connecting", "connected", "interrupted"] | None = Field(
+        description="peer to peer: interrupted while nothing arrives and new connections "
+        "are tried (ICE restarts); null through a media server"
+    )
+    restarts: int | None = Field(description="connections replaced by ICE restarts")
+    packets_received: int | None = Field(description="RTP and RTCP packets received")
+    packets_lost: int | None = Field(description="RTP packets sent to us that never came")
+    last_received_s: float | None = Field(description="seconds since a packet last arrived")
+
+
 class User(Reply):
     uid: str
     name: str
@@ -85,6 +101,9 @@ class User(Reply):
     audio_muted: bool = False
     video_paused: bool = False
     audio_only: bool = False
+    media: ReceivedMedia | None = Field(
+        None, description="what arrives from them (not for this kit itself)"
+    )
 
 
 class LocalState(Reply):

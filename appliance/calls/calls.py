@@ -37,8 +37,11 @@ from hal.registry import Hardware
 log = logging.getLogger(__name__)
 
 CallActionType = Literal["call-accept", "call-reject", "call-cancel", "call-end"]
+# Reconnecting to the session server backs off from RECONNECT_FIRST to RECONNECT_MAX
+# seconds (+-20 % jitter, so a restarted server's kits do not all come back at once): a kit
+# whose network came back is in its session again within RECONNECT_MAX.
 RECONNECT_FIRST = 0.5
-RECONNECT_MAX = 10.0
+RECONNECT_MAX = 5.0
 
 _LISTENER_EVENT = {
     "call-incoming": "onIncomingCallReceived",
@@ -171,6 +174,8 @@ class Calls:
         await self.router.close()
 
     def _on_disconnected(self) -> None:
+        if self.session is not None:
+            self.session.signaling_lost()
         if self._closing or self._reconnect_task is not None:
             return
         log.warning("%s: lost the session server; reconnecting", self.uid)
@@ -188,8 +193,16 @@ class Calls:
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
                 log.info("%s: reconnected to the session server", self.uid)
-                if self.session is not None and self.session.state == SessionState.ACTIVE:
-                    await self.session.rejoin()
+                session = self.session
+                if session is not None and session.state == SessionState.ACTIVE:
+                    try:
+                        with session_log_context(session.session_id):
+                            await session.rejoin()
+                    except (ConnectionError, TimeoutError) as err:
+                        log.info("%s: rejoin failed: %s", self.uid, err)
+                        session.signaling_lost()
+                        delay = RECONNECT_FIRST
+                        continue
                 return
         finally:
             self._reconnect_task = None
@@ -231,6 +244,7 @@ class Calls:
                 options=self.options,
                 on_state=self._session_state,
                 room_audio=self.audio,
+                renew_token=lambda: self._api.create_token(self._auth_token, call_token.session_id),
             )
             self.session = session
             self._state_changed()
@@ -416,10 +430,15 @@ class Calls:
         session = self.session if self.session and self.session.me else None
         from appliance.calls.events import to_jsonable
 
+        participants: list[dict[str, Any]] = to_jsonable(session.users()) if session else []
+        if session is not None:
+            received = session.media_stats()
+            for participant in participants[1:]:  # ours first, then the others
+                participant["media"] = received.get(participant["uid"])
         return {
             "state": self.state.value,
             "session_id": self.session.session_id if self.session else None,
-            "participants": to_jsonable(session.users()) if session else [],
+            "participants": participants,
             "local": session.local_state() if session else None,
             "call": to_jsonable(self.active_call),
             "audio_modes": [m.value for m in self.router.available],

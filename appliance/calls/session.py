@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -32,9 +32,10 @@ from appliance.calls.events import (
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
 from appliance.media.backend import MediaBackend, MediaUnavailable
 from appliance.media.janus.room import JanusRoomMedia
+from appliance.media.levels import SILENCE_DBFS
 from appliance.media.local import LocalMedia
 from appliance.media.mesh import MeshMedia
-from appliance.media.peer import Peer
+from appliance.media.peer import Health, Peer
 from appliance.media.recorder import Recorder
 from appliance.media.remote import AudioMixer, RemoteVideo
 from appliance.media.routes import AudioRouter
@@ -65,6 +66,12 @@ log = logging.getLogger(__name__)
 
 IDLE_WARNING_LEAD = 60  # seconds before an idle timeout, as the seed's UI warns
 LEAVE_TIMEOUT = 2.0
+# After we rejoin, how long a participant the server does not list yet (it restarted, and
+# they have not reconnected) may take to come back, when their media cannot tell us.
+REJOIN_WAIT = 20.0
+PATCHED_FIELDS = ("muted", "video_paused", "recording")
+
+RenewToken = Callable[[], Awaitable[CallToken]]
 
 
 class SessionState(StrEnum):
@@ -110,8 +117,10 @@ class CallSession:
         options: MediaOptions,
         on_state: Callable[[CallSession], None],
         room_audio: RoomAudio | None = None,
+        renew_token: RenewToken | None = None,
     ) -> None:
         self.token = token
+        self._renew_token = renew_token  # a fresh call token, when ours expired
         self.settings = settings
         self.session_id = token.session_id
         self._client = client
@@ -146,6 +155,11 @@ class CallSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media_lost: asyncio.Task[None] | None = None
         self.ended_reason: str | None = None
+        self._peak = 1  # most people in the call at once, us included: 2 means 1:1
+        self._on_server = True  # our membership is live on the server: signals go through
+        self._interrupted: set[str] = set()  # participants whose media stopped
+        self._awaiting_rejoin: set[str] = set()  # known, but not (yet) back on the server
+        self._rejoin_timer: asyncio.Task[None] | None = None
 
     @property
     def peers(self) -> dict[str, Peer]:
@@ -216,31 +230,103 @@ class CallSession:
         self._local_changed()
 
     async def rejoin(self) -> None:
-        """After the signaling connection came back: take our place again and reconcile
-        who is there. Media between kits never depended on the server."""
+        """After the signaling connection came back (it dropped, or the server restarted):
+        take our place again with our current state, reconcile who is there, and tell the
+        delegate what changed meanwhile. Media between kits never depended on the server.
+        A refusal ends the call; ConnectionError and TimeoutError reach the caller, which
+        reconnects and calls this again."""
         try:
-            reply = await self._client.request(
-                Join(
-                    type="join",
-                    session_id=self.session_id,
-                    call_token=self.token.token,
-                    state=self._participant_state(),
-                )
-            )
+            reply = await self._join_again()
         except SignalingError as err:
             self._warn(err.code, "server", f"could not rejoin the session: {err.message}")
             await self.end(notify_server=False, event="onCallEnded", reason=err.code)
             return
-        assert isinstance(reply, Joined)
+        if self.state != SessionState.ACTIVE:
+            return
+        self.me = reply.you
         present = {p.uid: p for p in reply.participants}
+        changed = False
         for uid in [u for u in self.participants if u not in present]:
-            await self._remove_participant(uid)
+            if self._media_from(uid):
+                # Media still flows: they are coming back too (the server restarted and
+                # forgot everyone). Gone only if their media stops or they never return.
+                log.info("session %s: %s not back on the server yet", self.session_id, uid)
+                self._awaiting_rejoin.add(uid)
+            else:
+                await self._remove_participant(uid)
+                changed = True
         for uid, participant in present.items():
+            self._awaiting_rejoin.discard(uid)
             if uid in self.participants:
-                self.participants[uid] = participant
+                self._resync(participant)
             else:
                 self._add_participant(participant, offerer=True)
+                changed = True
+        self._on_server = True
+        if isinstance(self.media, MeshMedia):
+            self.media.signaling_restored()
+        if self._awaiting_rejoin and not isinstance(self.media, MeshMedia):
+            self._wait_for_rejoiners()
+        if changed:
+            await self._after_membership_change()
+
+    async def _join_again(self) -> Joined:
+        join = Join(
+            type="join",
+            session_id=self.session_id,
+            call_token=self.token.token,
+            state=self._participant_state(),
+        )
+        try:
+            reply = await self._client.request(join)
+        except SignalingError as err:
+            if err.code != "token-expired" or self._renew_token is None:
+                raise
+            # Our token expired while the server was away: the kit is still in this call,
+            # so it asks for a fresh one with its own auth token. The server never takes
+            # the expired one; a session that ended meanwhile refuses old tokens anyway.
+            self._warn(
+                "token-expired", "server", "the call token expired; rejoining with a new one"
+            )
+            self.token = await self._renew_token()
+            reply = await self._client.request(
+                join.model_copy(update={"call_token": self.token.token})
+            )
+        assert isinstance(reply, Joined)
+        return reply
+
+    def signaling_lost(self) -> None:
+        """The signaling connection dropped: offers wait until we have rejoined."""
+        self._on_server = False
+
+    def _media_from(self, uid: str) -> bool:
+        return isinstance(self.media, MeshMedia) and self.media.receiving_from(uid)
+
+    def _wait_for_rejoiners(self) -> None:
+        if self._rejoin_timer is None or self._rejoin_timer.done():
+            self._rejoin_timer = asyncio.create_task(self._drop_absent(), name="rejoin wait")
+
+    async def _drop_absent(self) -> None:
+        await asyncio.sleep(REJOIN_WAIT)
+        await self._drop_participants(list(self._awaiting_rejoin))
+
+    async def _drop_participants(self, uids: list[str]) -> None:
+        """Participants that left while we could not hear it from the server."""
+        dropped = [uid for uid in uids if uid in self.participants]
+        self._awaiting_rejoin.difference_update(uids)
+        if not dropped or self.state != SessionState.ACTIVE:
+            return
+        for uid in dropped:
+            log.info("session %s: %s left while the server was away", self.session_id, uid)
+            await self._remove_participant(uid)
+        await self._after_membership_change()
+
+    async def _after_membership_change(self) -> None:
         self._emit_user_list()
+        if not self.participants and self._peak == 2:
+            # A 1:1 call is over when either side goes, as the server would have said.
+            await self.end(event="onCallEnded", reason="peer-left")
+            return
         self._update_idle()
 
     async def end(
@@ -269,6 +355,8 @@ class CallSession:
         if self._idle_task is not None:
             self._idle_task.cancel()
             self._idle_task = None
+        if self._rejoin_timer is not None and self._rejoin_timer is not asyncio.current_task():
+            self._rejoin_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self.recorder is not None:
@@ -293,8 +381,10 @@ class CallSession:
             if self.media is not None:
                 await self.media.handle_signal(message)
         elif isinstance(message, ParticipantJoined):
+            self._awaiting_rejoin.discard(message.participant.uid)
             if message.participant.uid in self.participants:
-                self.participants[message.participant.uid] = message.participant
+                # Back after a reconnect (or a server restart): only what changed is news.
+                self._resync(message.participant)
                 return
             self._add_participant(message.participant, offerer=False)
             self._emit_user_list()
@@ -315,12 +405,15 @@ class CallSession:
 
     def _add_participant(self, participant: Participant, *, offerer: bool) -> None:
         self.participants[participant.uid] = participant
+        self._peak = max(self._peak, 1 + len(self.participants))
         self._hub.emit("onUserJoined", rtc_user(participant))
         if self.media is not None:
             self.media.add_participant(participant.uid, offerer=offerer, video=not self.audio_only)
 
     async def _remove_participant(self, uid: str) -> None:
         participant = self.participants.pop(uid)
+        self._interrupted.discard(uid)
+        self._awaiting_rejoin.discard(uid)
         self.mixer.remove(uid)
         self.remote_video.remove(uid)
         if self.media is not None:
@@ -332,12 +425,23 @@ class CallSession:
         if participant.uid not in self.participants:
             return
         self.participants[participant.uid] = participant
+        self._emit_changes(participant, list(message.changed))
+
+    def _resync(self, participant: Participant) -> None:
+        """A participant as the server lists it after a reconnect: events for what changed
+        while we could not hear about it."""
+        before = self.participants[participant.uid]
+        self.participants[participant.uid] = participant
+        changed = [f for f in PATCHED_FIELDS if getattr(before, f) != getattr(participant, f)]
+        self._emit_changes(participant, changed)
+
+    def _emit_changes(self, participant: Participant, changed: list[str]) -> None:
         user = rtc_user(participant)
-        if "muted" in message.changed:
+        if "muted" in changed:
             self._hub.emit("onUserMuted", RTCMutedUser(user, user, participant.muted))
-        if "video_paused" in message.changed:
+        if "video_paused" in changed:
             self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(user, participant.video_paused))
-        if "recording" in message.changed:
+        if "recording" in changed:
             self._hub.emit("onRecordingToggled", RTCRecordingInfo(participant.recording, user))
 
     async def _on_switched_to_video(self, by: Participant) -> None:
@@ -368,7 +472,7 @@ class CallSession:
                 uid=joined.you.uid,
                 local=self.local,
                 on_track=self._on_track,
-                on_failed=self._on_media_lost,
+                on_failed=lambda reason: self._media_failed("media-server-lost", reason),
                 warn=self._warn,
                 ice_servers=list(options.ice_servers),
                 video_codec=options.video_codec,
@@ -378,9 +482,13 @@ class CallSession:
             await self._client.send(message)
 
         return MeshMedia(
+            me=joined.you.uid,
             local=self.local,
             send=send,
+            can_signal=lambda: self._on_server and self._client.connected,
             on_track=self._on_track,
+            on_health=self._on_link_health,
+            on_failed=lambda reason: self._media_failed("connection-lost", reason),
             warn=self._warn,
             ice_servers=list(options.ice_servers),
             video_codec=options.video_codec,
@@ -394,16 +502,33 @@ class CallSession:
         elif track.kind == "video":
             self.remote_video.add_track(uid, track)
 
-    def _on_media_lost(self, reason: str) -> None:
-        """The media server went away (stopped, restarted, unreachable): the call cannot go
-        on, so it ends as cleanly as it would for a hang-up, never left hanging."""
+    def _media_failed(self, code: str, reason: str) -> None:
+        """The media cannot come back: the media server went away (stopped, restarted,
+        unreachable), or nothing has arrived from anyone for long (this kit is cut off).
+        The call ends as cleanly as it would for a hang-up, never left hanging, whether
+        or not the session server can still be told."""
         if self.state != SessionState.ACTIVE or self._media_lost is not None:
             return
-        self._warn("media-server-lost", "network", reason)
+        self._warn(code, "network", reason)
         # Not one of self._tasks: the teardown cancels those, and this task runs it.
         self._media_lost = asyncio.create_task(
-            self.end(event="onCallEnded", reason="media-server-lost"), name="media lost"
+            self.end(event="onCallEnded", reason=code), name="media lost"
         )
+
+    def _on_link_health(self, uid: str, health: Health) -> None:
+        participant = self.participants.get(uid)
+        if participant is None or self.state != SessionState.ACTIVE:
+            return
+        if health == Health.INTERRUPTED:
+            self._interrupted.add(uid)
+            self._warn(
+                "media-interrupted", "network", f"no media from {participant.name}; reconnecting"
+            )
+            if uid in self._awaiting_rejoin:  # not on the server, and now silent: gone
+                self._spawn(self._drop_participants([uid]), f"drop {uid}")
+        elif health == Health.CONNECTED and uid in self._interrupted:
+            self._interrupted.discard(uid)
+            self._warn("media-restored", "network", f"media from {participant.name} is back")
 
     # --- local actions -------------------------------------------------------------------
 
@@ -549,6 +674,27 @@ class CallSession:
     def users(self) -> list[RTCUser]:
         me = [self.local_user()] if self.me is not None else []
         return me + [rtc_user(p) for p in self.participants.values()]
+
+    def media_stats(self) -> dict[str, dict[str, Any]]:
+        """Per other participant, what arrives from them: for people looking after the
+        kits (GET /api/v1/session) and for tests proving media flows."""
+        links = self.media.links() if isinstance(self.media, MeshMedia) else {}
+        now = asyncio.get_running_loop().time()
+        stats: dict[str, dict[str, Any]] = {}
+        for uid in self.participants:
+            level = self.mixer.levels.get(uid)
+            link = links.get(uid)
+            last = link.last_received if link is not None else None
+            stats[uid] = {
+                "video_frames": self.remote_video.frames.get(uid, 0),
+                "audio_level_dbfs": round(level.dbfs if level else SILENCE_DBFS, 1),
+                "connection": link.state.value if link else None,
+                "restarts": link.restarts if link else None,
+                "packets_received": link.packets_received if link else None,
+                "packets_lost": link.packets_lost if link else None,
+                "last_received_s": round(now - last, 2) if last is not None else None,
+            }
+        return stats
 
     def _emit_user_list(self) -> None:
         self._hub.emit("onUserListChanged", self.users())
