@@ -1,0 +1,211 @@
+"""Network faults between kits, each kit a ``callbox run`` process in its own network
+namespace on a bridged LAN with the session server (``netns.py``):
+
+- 5 % loss with 100 ms +- 100 ms of delay each way: the call keeps flowing (NACK and PLI
+  recovery: the far end keeps decoding video and hearing audio), no ICE restart needed;
+- a 10 s cut of one kit's LAN: the call comes back by ICE restart (new connections at both
+  ends) with nobody pressing anything and nobody told that anyone left;
+- a cut longer than the kits' give-up bound (30 s without media from anyone): both kits
+  end the call themselves (``onCallEnded``) and are idle, and the cut kit is back on its
+  session server once its LAN returns.
+
+What each kit receives is read from its GET /api/v1/session (frames decoded, audio level,
+connection state, restarts, packets lost), its events from /api/v1/events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from appliance.media.mesh import GIVE_UP_AFTER
+from tests.reliability.network.impair import Impairment
+from tests.reliability.network.netns import Lan, NetnsUnavailable, lan
+from tests.reliability.network.processes import KitProcess, ServerProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+log = logging.getLogger(__name__)
+
+LOSSY = Impairment(loss=0.05, delay_ms=100, jitter_ms=100)
+CLEAN = Impairment()
+IMPAIRED_SECONDS = 10.0
+SHORT_CUT = 10.0
+MEMBERSHIP = ("onUserLeft", "onUserJoined", "onCallEnded", "onSessionTimeout")
+TONES = {"room-a": 400.0, "room-b": 650.0}
+
+
+@dataclass
+class Network:
+    lan: Lan
+    server: ServerProcess
+    kits: dict[str, KitProcess]
+
+    async def impair(self, uid: str, impairment: Impairment) -> None:
+        if self.lan.netem:
+            await self.lan.impair_with_netem(uid, impairment)
+        else:
+            impairment.write(self.kits[uid].impairment)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
+    tmp = tmp_path_factory.mktemp("network")
+    try:
+        async with lan(list(TONES)) as lan_:
+            hub = lan_.hub
+            server = ServerProcess(
+                tmp / "server",
+                "0.0.0.0:8090",
+                url=f"http://{hub.reach}:8090",
+                netns=hub.netns,
+            )
+            await server.start()
+            kits: dict[str, KitProcess] = {}
+            try:
+                for uid, tone in TONES.items():
+                    host = lan_.kits[uid]
+                    kits[uid] = KitProcess(
+                        tmp / uid,
+                        uid,
+                        tone_hz=tone,
+                        server_url=f"http://{hub.lan_address}:8090",
+                        auth_token=await server.create_user(uid, uid.title()),
+                        api_address=host.reach,
+                        netns=host.netns,
+                    )
+                await asyncio.gather(*(kit.start() for kit in kits.values()))
+                yield Network(lan_, server, kits)
+            finally:
+                for kit in kits.values():
+                    await kit.stop()
+                await server.stop()
+    except NetnsUnavailable as err:
+        pytest.skip(f"network namespaces: {err}")
+
+
+async def flowing(receiver: KitProcess, sender: str, frames: int = 15, timeout: float = 30) -> None:
+    """Until ``receiver`` has decoded ``frames`` more video frames from ``sender`` and plays
+    its audio (the fake microphone's tone, sent at -10 dBFS)."""
+    first = (await receiver.received_from(sender))["video_frames"]
+    async with asyncio.timeout(timeout):
+        while True:
+            now = await receiver.received_from(sender)
+            if now["video_frames"] - first >= frames and now["audio_level_dbfs"] > -40:
+                return
+            await asyncio.sleep(0.25)
+
+
+async def start_call(network: Network, session_id: str) -> tuple[KitProcess, KitProcess]:
+    a, b = network.kits["room-a"], network.kits["room-b"]
+    await a.call("PUT", "/session", {"session_id": session_id})
+    await b.call("PUT", "/session", {"session_id": session_id})
+    await b.wait_for("onUserJoined", lambda d: d["uid"] == "room-a")
+    await flowing(a, "room-b")
+    await flowing(b, "room-a")
+    return a, b
+
+
+async def idle(kit: KitProcess, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while (await kit.session())["state"] != "idle":
+            await asyncio.sleep(0.25)
+
+
+async def hang_up(network: Network) -> None:
+    for kit in network.kits.values():
+        if (await kit.session())["state"] == "active":
+            await kit.call("DELETE", "/session")
+    for kit in network.kits.values():
+        await idle(kit)
+
+
+def membership(kit: KitProcess, after: int) -> list[str]:
+    return [e["event"] for e in kit.events[after:] if e["event"] in MEMBERSHIP]
+
+
+def warned(kit: KitProcess, code: str, after: int) -> bool:
+    return any(e["data"].get("code") == code for e in kit.named("onWarning", after))
+
+
+async def test_with_loss_and_jitter_the_call_keeps_flowing(network: Network) -> None:
+    a, b = await start_call(network, "lossy")
+    marks = {kit.uid: len(kit.events) for kit in (a, b)}
+    before = {"a": await a.received_from("room-b"), "b": await b.received_from("room-a")}
+    for uid in TONES:
+        await network.impair(uid, LOSSY)
+    try:
+        await asyncio.sleep(IMPAIRED_SECONDS)
+        after = {"a": await a.received_from("room-b"), "b": await b.received_from("room-a")}
+    finally:
+        for uid in TONES:
+            await network.impair(uid, CLEAN)
+    log.info("with %s for %g s: %s -> %s", LOSSY, IMPAIRED_SECONDS, before, after)
+    for side in ("a", "b"):
+        decoded = after[side]["video_frames"] - before[side]["video_frames"]
+        # 15 fps for 10 s is 150 frames sent: most must decode despite the loss.
+        assert decoded >= 75, (side, decoded)
+        assert after[side]["packets_lost"] > before[side]["packets_lost"]  # loss was real
+        assert after[side]["audio_level_dbfs"] > -40  # the far tone still plays
+        assert after[side]["connection"] == "connected"
+        assert after[side]["restarts"] == before[side]["restarts"]  # no restart was needed
+    for kit in (a, b):
+        assert membership(kit, marks[kit.uid]) == []
+    await flowing(a, "room-b")
+    await flowing(b, "room-a")
+    await hang_up(network)
+
+
+async def test_a_ten_second_cut_recovers_by_ice_restart(network: Network) -> None:
+    a, b = await start_call(network, "short-cut")
+    marks = {kit.uid: len(kit.events) for kit in (a, b)}
+    restarts = {
+        "a": (await a.received_from("room-b"))["restarts"],
+        "b": (await b.received_from("room-a"))["restarts"],
+    }
+    await network.lan.cut("room-a")
+    try:
+        await asyncio.sleep(SHORT_CUT)
+    finally:
+        await network.lan.reconnect("room-a")
+    back = asyncio.get_running_loop().time()
+
+    await flowing(b, "room-a", timeout=40)
+    await flowing(a, "room-b", timeout=40)
+    log.info("media back %.1f s after the LAN", asyncio.get_running_loop().time() - back)
+    after_a, after_b = await a.received_from("room-b"), await b.received_from("room-a")
+    assert after_a["connection"] == after_b["connection"] == "connected"
+    assert after_a["restarts"] > restarts["a"] and after_b["restarts"] > restarts["b"]
+    assert warned(a, "media-interrupted", marks["room-a"]) or warned(
+        b, "media-interrupted", marks["room-b"]
+    )
+    for kit in (a, b):
+        assert membership(kit, marks[kit.uid]) == []
+        assert (await kit.session())["state"] == "active"
+    await hang_up(network)
+
+
+async def test_a_long_cut_ends_the_call_on_both_kits(network: Network) -> None:
+    a, b = await start_call(network, "long-cut")
+    marks = {kit.uid: len(kit.events) for kit in (a, b)}
+    await network.lan.cut("room-a")
+    try:
+        # Each kit ends the call by itself: b still has its server, a has nothing.
+        for kit in (a, b):
+            await kit.wait_for("onCallEnded", timeout=GIVE_UP_AFTER + 20, after=marks[kit.uid])
+            await idle(kit)
+        assert warned(a, "connection-lost", marks["room-a"])
+        assert (await a.call("GET", "/health"))["session_server"]["connected"] is False
+    finally:
+        await network.lan.reconnect("room-a")
+    # Back on its LAN, the cut kit finds its session server again, idle and ready.
+    async with asyncio.timeout(30):
+        while not (await a.call("GET", "/health"))["session_server"]["connected"]:
+            await asyncio.sleep(0.25)
+    for kit in (a, b):
+        assert (await kit.session())["state"] == "idle"
+        assert kit.named("onUserLeft", marks[kit.uid]) == []  # the call ended, as a whole
