@@ -18,15 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 
 from appliance.media.mesh import GIVE_UP_AFTER
 from tests.reliability.network.impair import Impairment
-from tests.reliability.network.netns import Lan, NetnsUnavailable, lan
-from tests.reliability.network.processes import KitProcess, ServerProcess
+from tests.reliability.network.lan_calls import (
+    TONES,
+    Network,
+    flowing,
+    hang_up,
+    idle,
+    running_network,
+    start_call,
+)
+from tests.reliability.network.netns import NetnsUnavailable
+from tests.reliability.network.processes import KitProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 log = logging.getLogger(__name__)
@@ -36,92 +44,15 @@ CLEAN = Impairment()
 IMPAIRED_SECONDS = 10.0
 SHORT_CUT = 10.0
 MEMBERSHIP = ("onUserLeft", "onUserJoined", "onCallEnded", "onSessionTimeout")
-TONES = {"room-a": 400.0, "room-b": 650.0}
-
-
-@dataclass
-class Network:
-    lan: Lan
-    server: ServerProcess
-    kits: dict[str, KitProcess]
-
-    async def impair(self, uid: str, impairment: Impairment) -> None:
-        if self.lan.netem:
-            await self.lan.impair_with_netem(uid, impairment)
-        else:
-            impairment.write(self.kits[uid].impairment)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
-    tmp = tmp_path_factory.mktemp("network")
     try:
-        async with lan(list(TONES)) as lan_:
-            hub = lan_.hub
-            server = ServerProcess(
-                tmp / "server",
-                "0.0.0.0:8090",
-                url=f"http://{hub.reach}:8090",
-                netns=hub.netns,
-            )
-            await server.start()
-            kits: dict[str, KitProcess] = {}
-            try:
-                for uid, tone in TONES.items():
-                    host = lan_.kits[uid]
-                    kits[uid] = KitProcess(
-                        tmp / uid,
-                        uid,
-                        tone_hz=tone,
-                        server_url=f"http://{hub.lan_address}:8090",
-                        auth_token=await server.create_user(uid, uid.title()),
-                        api_address=host.reach,
-                        netns=host.netns,
-                    )
-                await asyncio.gather(*(kit.start() for kit in kits.values()))
-                yield Network(lan_, server, kits)
-            finally:
-                for kit in kits.values():
-                    await kit.stop()
-                await server.stop()
+        async with running_network(tmp_path_factory.mktemp("network")) as running:
+            yield running
     except NetnsUnavailable as err:
         pytest.skip(f"network namespaces: {err}")
-
-
-async def flowing(receiver: KitProcess, sender: str, frames: int = 15, timeout: float = 30) -> None:
-    """Until ``receiver`` has decoded ``frames`` more video frames from ``sender`` and plays
-    its audio (the fake microphone's tone, sent at -10 dBFS)."""
-    first = (await receiver.received_from(sender))["video_frames"]
-    async with asyncio.timeout(timeout):
-        while True:
-            now = await receiver.received_from(sender)
-            if now["video_frames"] - first >= frames and now["audio_level_dbfs"] > -40:
-                return
-            await asyncio.sleep(0.25)
-
-
-async def start_call(network: Network, session_id: str) -> tuple[KitProcess, KitProcess]:
-    a, b = network.kits["room-a"], network.kits["room-b"]
-    await a.call("PUT", "/session", {"session_id": session_id})
-    await b.call("PUT", "/session", {"session_id": session_id})
-    await b.wait_for("onUserJoined", lambda d: d["uid"] == "room-a")
-    await flowing(a, "room-b")
-    await flowing(b, "room-a")
-    return a, b
-
-
-async def idle(kit: KitProcess, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while (await kit.session())["state"] != "idle":
-            await asyncio.sleep(0.25)
-
-
-async def hang_up(network: Network) -> None:
-    for kit in network.kits.values():
-        if (await kit.session())["state"] == "active":
-            await kit.call("DELETE", "/session")
-    for kit in network.kits.values():
-        await idle(kit)
 
 
 def membership(kit: KitProcess, after: int) -> list[str]:
