@@ -20,6 +20,7 @@ BENCHMARKS: list[str] = [
     "audio_processing",
     "compositor",
     "janus_cpu",
+    "network_faults",
 ]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
