@@ -199,8 +199,11 @@ class Calls:
                         with session_log_context(session.session_id):
                             await session.rejoin()
                     except (ConnectionError, TimeoutError) as err:
+                        # Start afresh: a join that timed out may still land on this
+                        # connection, and a second one there would be refused.
                         log.info("%s: rejoin failed: %s", self.uid, err)
                         session.signaling_lost()
+                        await self._client.close()
                         delay = RECONNECT_FIRST
                         continue
                 return

@@ -121,9 +121,9 @@ class MeshMedia:
 
     def signaling_restored(self) -> None:
         """Signaling is back (we rejoined): offers sent while it was away may be lost, so
-        every connection without media is renewed now rather than at its next deadline."""
+        every interrupted connection is renewed now rather than at its next deadline."""
         for peer in list(self.peers.values()):
-            if peer.health != Health.CONNECTED:
+            if peer.health == Health.INTERRUPTED:
                 self._spawn(peer.restart(), f"restart {peer.uid}")
 
     # --- watching ------------------------------------------------------------------------
