@@ -120,6 +120,7 @@ class LocalMedia:
     # --- tracks for peers ----------------------------------------------------------------
 
     def audio_track(self) -> MediaStreamTrack:
+        self._proxies = [p for p in self._proxies if p.readyState == "live"]
         proxy = self._relay.subscribe(self._audio_source, buffered=True)
         self._proxies.append(proxy)
         return proxy
