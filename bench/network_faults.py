@@ -133,6 +133,9 @@ async def _cuts(
         back = loop.time()
         await asyncio.gather(_decoding(a, "room-b"), _decoding(b, "room-a"))
         took = loop.time() - back
+        async with asyncio.timeout(10):  # the link's own check (once a second) has seen it
+            while (await a.received_from("room-b"))["connection"] != "connected":
+                await asyncio.sleep(POLL)
         restarts = (await a.received_from("room-b"))["restarts"] - restarts_before
         recovered.setdefault(seconds, []).append(took)
         ended = [e for kit in (a, b) for e in kit.named("onCallEnded", marks[kit.uid])]
