@@ -117,7 +117,11 @@ class MeshMedia:
 
     def receiving_from(self, uid: str) -> bool:
         peer = self.peers.get(uid)
-        return peer is not None and peer.health == Health.CONNECTED
+        return (
+            peer is not None
+            and peer.health == Health.CONNECTED
+            and peer.state not in ("failed", "closed")  # the far side closed it just now
+        )
 
     def signaling_restored(self) -> None:
         """Signaling is back (we rejoined): offers sent while it was away may be lost, so

@@ -143,3 +143,23 @@ async def test_a_token_that_expired_while_the_server_was_away_is_refused_and_ren
     finally:
         await client.close()
     assert a.calls.state.value == "active"
+
+
+async def test_a_kit_that_hung_up_while_the_server_was_away_ends_the_call_for_the_other(
+    restartable: ServerProcess, factory: KitFactory
+) -> None:
+    a, b = await in_call(factory, "gone")
+    mark_a = len(a.events)
+    await restartable.stop()
+    await until(lambda: not b.calls.connected)
+    await b.calls.end_session()  # the server cannot hear of it
+    await a.wait_for_silence()
+    await restartable.start()
+
+    # a rejoins a server that forgot everyone; b is not back and its media has stopped:
+    # b left, and a 1:1 call is over when either side goes.
+    left = await a.wait_for("onUserLeft", timeout=30, after=mark_a)
+    assert left.data["uid"] == "room-b"
+    await a.wait_for("onCallEnded", timeout=10, after=mark_a)
+    await until(lambda: a.calls.state.value == "idle" and a.calls.connected)
+    assert b.calls.state.value == "idle"
