@@ -191,7 +191,8 @@ async def measure(
                 local=local,
                 send=send,
                 on_track=lambda uid, track: None,
-                on_state=lambda uid, state: None,
+                on_health=lambda uid, health: None,
+                me="kit",
                 video_codec=codec,
             )
             links.append(peer)

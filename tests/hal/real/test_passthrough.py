@@ -135,7 +135,8 @@ async def call(*, kit_offers: bool, far_codecs: list[str] | None) -> AsyncIterat
         local=local,
         send=to_far_end,
         on_track=lambda uid, track: None,
-        on_state=lambda uid, state: None,
+        on_health=lambda uid, health: None,
+        me="kit",
     )
     await local.start(audio_muted=True, video_enabled=True, video_paused=False)
     try:
