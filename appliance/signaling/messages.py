@@ -16,9 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 SessionId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CallType = Literal["audio", "video"]
-CallStatus = Literal[
-    "initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"
-]
+CallStatus = Literal["initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"]
 
 MAX_MESSAGE_BYTES = 64 * 1024  # an SDP with many candidates is ~6 KiB
 
@@ -143,7 +141,14 @@ class Ping(Request):
 
 
 ClientMessage = Annotated[
-    Hello | Join | Leave | SignalOut | UpdateState | SwitchToVideo | CallInitiate | CallAction
+    Hello
+    | Join
+    | Leave
+    | SignalOut
+    | UpdateState
+    | SwitchToVideo
+    | CallInitiate
+    | CallAction
     | Ping,
     Field(discriminator="type"),
 ]
@@ -266,8 +271,19 @@ class Pong(Reply):
 
 
 ServerMessage = Annotated[
-    Welcome | Ack | Error | Joined | CallReply | SignalIn | ParticipantJoined | ParticipantLeft
-    | ParticipantUpdated | SwitchedToVideo | SessionEnded | CallEventMessage | Pong,
+    Welcome
+    | Ack
+    | Error
+    | Joined
+    | CallReply
+    | SignalIn
+    | ParticipantJoined
+    | ParticipantLeft
+    | ParticipantUpdated
+    | SwitchedToVideo
+    | SessionEnded
+    | CallEventMessage
+    | Pong,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
