@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 from collections.abc import AsyncIterator
 
 import pytest
@@ -55,6 +56,13 @@ async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net
         pytest.skip(f"network namespaces: {err}")
 
 
+@pytest_asyncio.fixture(autouse=True, loop_scope="module")
+async def ends_idle(network: Network) -> AsyncIterator[None]:
+    """Every test leaves both kits idle, so one that fails does not fail the next."""
+    yield
+    await hang_up(network)
+
+
 def membership(kit: KitProcess, after: int) -> list[str]:
     return [e["event"] for e in kit.events[after:] if e["event"] in MEMBERSHIP]
 
@@ -69,8 +77,14 @@ async def test_with_loss_and_jitter_the_call_keeps_flowing(network: Network) -> 
     before = {"a": await a.received_from("room-b"), "b": await b.received_from("room-a")}
     for uid in TONES:
         await network.impair(uid, LOSSY)
+    levels: dict[str, list[float]] = {"a": [], "b": []}
     try:
-        await asyncio.sleep(IMPAIRED_SECONDS)
+        # The level is of the last moments played: sampled through the impairment, as a
+        # jitter-buffer underrun may dip it at any one instant.
+        for _ in range(round(IMPAIRED_SECONDS / 0.5)):
+            await asyncio.sleep(0.5)
+            levels["a"].append((await a.received_from("room-b"))["audio_level_dbfs"])
+            levels["b"].append((await b.received_from("room-a"))["audio_level_dbfs"])
         after = {"a": await a.received_from("room-b"), "b": await b.received_from("room-a")}
     finally:
         for uid in TONES:
@@ -81,14 +95,13 @@ async def test_with_loss_and_jitter_the_call_keeps_flowing(network: Network) -> 
         # 15 fps for 10 s is 150 frames sent: most must decode despite the loss.
         assert decoded >= 75, (side, decoded)
         assert after[side]["packets_lost"] > before[side]["packets_lost"]  # loss was real
-        assert after[side]["audio_level_dbfs"] > -40  # the far tone still plays
+        assert statistics.median(levels[side]) > -40, levels[side]  # the far tone plays on
         assert after[side]["connection"] == "connected"
         assert after[side]["restarts"] == before[side]["restarts"]  # no restart was needed
     for kit in (a, b):
         assert membership(kit, marks[kit.uid]) == []
     await flowing(a, "room-b")
     await flowing(b, "room-a")
-    await hang_up(network)
 
 
 async def test_a_ten_second_cut_recovers_by_ice_restart(network: Network) -> None:
@@ -117,7 +130,6 @@ async def test_a_ten_second_cut_recovers_by_ice_restart(network: Network) -> Non
     for kit in (a, b):
         assert membership(kit, marks[kit.uid]) == []
         assert (await kit.session())["state"] == "active"
-    await hang_up(network)
 
 
 async def test_a_long_cut_ends_the_call_on_both_kits(network: Network) -> None:
