@@ -13,6 +13,7 @@ from bench.common import Result, machine
 # In the order they appear in RESULTS.md.
 BENCHMARKS: list[str] = [
     "call_setup",
+    "startup_memory",
     "media_cpu",
     "passthrough",
     "button_latency",
