@@ -140,6 +140,20 @@ def distance(a: Colour, b: Colour) -> float:
     return float(np.linalg.norm(np.subtract(a, b, dtype=np.float64)))
 
 
+def live_tile_shows(kit: ScreenKit, uid: str, colour: Colour) -> Callable[[Any], bool]:
+    """A check for ``kit.until``: ``uid``'s live tile shows ``colour``."""
+
+    def check(frame: np.ndarray[Any, Any]) -> bool:
+        tile = kit.screen.shown_layout.tile_of(uid)
+        return (
+            tile is not None
+            and tile.live
+            and distance(median_colour(frame, tile.rect), colour) < 30
+        )
+
+    return check
+
+
 @functools.lru_cache(maxsize=64)
 def painted(scene: Scene, size: tuple[int, int] = SCREEN) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """What a fresh painter makes of ``scene``: the reference a screen must equal (made

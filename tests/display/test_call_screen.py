@@ -14,24 +14,17 @@ from appliance.display.geometry import Rect
 from appliance.display.layout import SpriteItem
 from appliance.display.render import avatar_colour
 from hal.camera.pattern import kit_colour
-from tests.display.conftest import ScreenKit, distance, median_colour, near, outside, region
+from tests.display.conftest import (
+    ScreenKit,
+    distance,
+    live_tile_shows,
+    near,
+    outside,
+    region,
+)
 
 Frame = np.ndarray[Any, Any]
 A, B, C = kit_colour("room-a"), kit_colour("room-b"), kit_colour("room-c")
-
-
-def shows(kit: ScreenKit, uid: str, colour: tuple[int, int, int]) -> Any:
-    """A check: ``uid``'s live tile shows ``colour``."""
-
-    def check(frame: Frame) -> bool:
-        tile = kit.screen.shown_layout.tile_of(uid)
-        return (
-            tile is not None
-            and tile.live
-            and distance(median_colour(frame, tile.rect), colour) < 30
-        )
-
-    return check
 
 
 def sprite_rect(kit: ScreenKit, kind: type, where: Rect | None = None) -> Rect:
@@ -50,7 +43,9 @@ async def test_each_camera_colour_lands_in_its_tile_and_nowhere_else(
     b: ScreenKit = await screen_kits("room-b")
     await a.kit.join("colours", mode=mode)
     await b.kit.join("colours", mode=mode)
-    frame = await a.until(lambda f: shows(a, "room-a", A)(f) and shows(a, "room-b", B)(f))
+    frame = await a.until(
+        lambda f: live_tile_shows(a, "room-a", A)(f) and live_tile_shows(a, "room-b", B)(f)
+    )
     tile_a, tile_b = a.tile("room-a"), a.tile("room-b")
     assert near(outside(frame, tile_a.rect), A, 30).sum() == 0
     assert near(outside(frame, tile_b.rect), B, 30).sum() == 0
@@ -73,7 +68,7 @@ async def test_a_paused_participant_shows_the_avatar_of_the_chosen_mode(
     b: ScreenKit = await screen_kits("room-b")
     await a.kit.join("avatars", avatar_mode=shape.value)
     await b.kit.join("avatars")
-    await a.until(shows(a, "room-b", B))
+    await a.until(live_tile_shows(a, "room-b", B))
     await b.kit.calls.pause_video(True)
     face = avatar_colour("room-b")
 
@@ -109,7 +104,7 @@ async def test_mute_video_off_and_recording_indicators(screen_kits: Any) -> None
     b: ScreenKit = await screen_kits("room-b")
     await a.kit.join("indicators")
     await b.kit.join("indicators")
-    await a.until(shows(a, "room-b", B))
+    await a.until(live_tile_shows(a, "room-b", B))
 
     def label(frame: Frame) -> Frame:
         return region(frame, sprite_rect(a, sprites.Label, a.tile("room-b").rect))
@@ -174,7 +169,7 @@ async def test_pip_shrinks_the_call_to_a_corner_over_home(screen_kits: Any) -> N
     b: ScreenKit = await screen_kits("room-b")
     await a.kit.join("pip")
     await b.kit.join("pip")
-    await a.until(shows(a, "room-b", B))
+    await a.until(live_tile_shows(a, "room-b", B))
     await a.kit.calls.enter_pip_mode()
 
     def in_corner(frame: Frame) -> bool:
@@ -183,7 +178,7 @@ async def test_pip_shrinks_the_call_to_a_corner_over_home(screen_kits: Any) -> N
             tuple(frame[0, 0]) == theme.HOME_BG
             and area is not None
             and area.x > frame.shape[1] // 2
-            and shows(a, "room-b", B)(frame)
+            and live_tile_shows(a, "room-b", B)(frame)
         )
 
     frame = await a.until(in_corner)
@@ -194,4 +189,4 @@ async def test_pip_shrinks_the_call_to_a_corner_over_home(screen_kits: Any) -> N
     # A tap on the small window brings the call back.
     width, height = a.screen.size
     a.pointer.tap(area.centre[0] / (width - 1), area.centre[1] / (height - 1))
-    await a.until(lambda f: tuple(f[0, 0]) == theme.CALL_BG and shows(a, "room-b", B)(f))
+    await a.until(lambda f: tuple(f[0, 0]) == theme.CALL_BG and live_tile_shows(a, "room-b", B)(f))

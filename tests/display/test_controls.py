@@ -13,7 +13,13 @@ from appliance.display.geometry import Rect
 from appliance.display.layout import FillItem, SpriteItem, button_spec
 from appliance.display.scene import Control, ControlBar
 from hal.camera.pattern import kit_colour
-from tests.display.conftest import ScreenKit, distance, median_colour, near, paint_items, region
+from tests.display.conftest import (
+    ScreenKit,
+    live_tile_shows,
+    near,
+    paint_items,
+    region,
+)
 
 Frame = np.ndarray[Any, Any]
 A, B, C = kit_colour("room-a"), kit_colour("room-b"), kit_colour("room-c")
@@ -169,19 +175,10 @@ async def test_picking_and_dragging_tiles(screen_kits: Any) -> None:
     for kit in (a, b, c):
         await kit.kit.join("pick")
 
-    def live(uid: str, colour: tuple[int, int, int]) -> Any:
-        def check(frame: Frame) -> bool:
-            tile = a.screen.shown_layout.tile_of(uid)
-            return (
-                tile is not None
-                and tile.live
-                and distance(median_colour(frame, tile.rect), colour) < 30
-            )
-
-        return check
-
     await a.until(
-        lambda f: all(live(u, c_)(f) for u, c_ in (("room-a", A), ("room-b", B), ("room-c", C)))
+        lambda f: all(
+            live_tile_shows(a, u, c_)(f) for u, c_ in (("room-a", A), ("room-b", B), ("room-c", C))
+        )
     )
     # Picking a grid tile brings it to the spotlight.
     a.screen.select("room-c")
@@ -190,7 +187,7 @@ async def test_picking_and_dragging_tiles(screen_kits: Any) -> None:
     def main_is(uid: str, colour: tuple[int, int, int]) -> Any:
         def check(frame: Frame) -> bool:
             tile = a.screen.shown_layout.tile_of(uid)
-            return tile is not None and tile.main and live(uid, colour)(frame)
+            return tile is not None and tile.main and live_tile_shows(a, uid, colour)(frame)
 
         return check
 
@@ -201,7 +198,7 @@ async def test_picking_and_dragging_tiles(screen_kits: Any) -> None:
 
     # The self view floats; it moves where it is put, within the spotlight's area.
     a.screen.move_tile("room-a", 20, 30)
-    await a.until(lambda f: a.tile("room-a").rect.x == 20 and live("room-a", A)(f))
+    await a.until(lambda f: a.tile("room-a").rect.x == 20 and live_tile_shows(a, "room-a", A)(f))
     floating = a.tile("room-a").rect
     assert floating.y == 30 and a.screen.hit_test(25, 35) == "room-a"
 
@@ -214,7 +211,9 @@ async def test_picking_and_dragging_tiles(screen_kits: Any) -> None:
     start = (floating.x + 5, floating.y + 5)
     path = [(start[0] + dx, start[1] + dx // 2) for dx in range(0, 121, 20)]
     a.pointer.drag([(x / (width - 1), y / (height - 1)) for x, y in path])
-    await a.until(lambda f: a.tile("room-a").rect.x >= floating.x + 100 and live("room-a", A)(f))
+    await a.until(
+        lambda f: a.tile("room-a").rect.x >= floating.x + 100 and live_tile_shows(a, "room-a", A)(f)
+    )
 
     # Single: one participant fills the screen; the others are not shown.
     a.screen.set_mode("single")

@@ -17,7 +17,13 @@ from appliance.calls import AudioMode
 from appliance.display.render import avatar_colour
 from hal.audio.pcm import dominant_frequency
 from hal.camera.pattern import kit_colour
-from tests.display.conftest import ScreenKit, distance, median_colour, near, region, screen_kits
+from tests.display.conftest import (
+    ScreenKit,
+    live_tile_shows,
+    near,
+    region,
+    screen_kits,
+)
 from tests.hal.real.alsa import PCMS, AlsaSetup, FifoReader, write_alsa_config
 from tests.kits import Kit, KitFactory
 
@@ -47,18 +53,6 @@ async def hears_from_now_on(kit: Kit, hz: float, route: AudioMode) -> None:
         while output.total_samples < played + 48_000 // 4:
             await asyncio.sleep(0.02)
     await kit.wait_to_hear(hz, route=route)
-
-
-def live_tile_shows(kit: ScreenKit, uid: str, colour: tuple[int, int, int]) -> Any:
-    def check(frame: Frame) -> bool:
-        tile = kit.screen.shown_layout.tile_of(uid)
-        return (
-            tile is not None
-            and tile.live
-            and distance(median_colour(frame, tile.rect), colour) < 30
-        )
-
-    return check
 
 
 def avatar_of(kit: ScreenKit, uid: str) -> Any:
