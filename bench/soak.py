@@ -295,7 +295,8 @@ async def run(quick: bool) -> Result:
         },
         columns=["minute", "RSS MiB", "A->B latency ms", "video fps at B", "audio played/wall"],
         rows=[
-            [s.minute, s.rss, s.latency_ms, s.video_fps, s.audio_ratio] for s in samples[::every]
+            [round(s.minute, 1), s.rss, s.latency_ms, s.video_fps, s.audio_ratio]
+            for s in samples[::every]
         ],
         targets=targets,
         notes=[
