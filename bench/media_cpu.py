@@ -140,7 +140,7 @@ async def callbox(
 
 
 async def run(quick: bool) -> Result:
-    seconds = 2.0 if quick else 20.0
+    seconds = 2.0 if quick else 10.0
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {}
     targets: list[Target] = []

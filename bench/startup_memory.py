@@ -166,7 +166,7 @@ async def three_kit_call(where: Path, seconds: float) -> dict[str, float]:
 
 
 async def run(quick: bool) -> Result:
-    runs, settle, in_call = (1, 1.0, 2.0) if quick else (5, 5.0, 15.0)
+    runs, settle, in_call = (1, 1.0, 2.0) if quick else (3, 5.0, 10.0)
     with tempfile.TemporaryDirectory() as tmp:
         ready, idle = await ready_and_idle(Path(tmp), runs, settle)
         call = await three_kit_call(Path(tmp) / "call", in_call)
