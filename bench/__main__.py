@@ -55,7 +55,7 @@ def main() -> None:
         "Each figure is a median over repeated runs; comparisons ran side by side in one run.",
         "",
     ]
-    RESULTS.write_text("\n".join(header) + "\n".join(r.markdown() for r in results))
+    RESULTS.write_text("\n".join(header) + "\n" + "\n".join(r.markdown() for r in results))
 
 
 if __name__ == "__main__":

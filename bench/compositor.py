@@ -228,7 +228,7 @@ async def _live_call(seconds: float, video: VideoFormat) -> dict[str, float]:
 
 
 async def run(quick: bool) -> Result:
-    count = 10 if quick else 300
+    count = 10 if quick else 200
     rows = []
     figures: dict[str, float] = {}
     for tiles in TILES:
