@@ -107,7 +107,7 @@ async def one_room(
 
 async def run(quick: bool) -> Result:
     sizes = [2] if quick else [2, 4, 8]
-    seconds = 2.0 if quick else 6.0
+    seconds = 2.0 if quick else 4.0
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {}
     notes = [

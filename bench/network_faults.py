@@ -29,9 +29,9 @@ POLL = 0.1
 
 
 async def run(quick: bool) -> Result:
-    losses = [0.05] if quick else [0.05, 0.10]
+    losses = [0.05] if quick else [0.10]
     impaired_seconds = 3.0 if quick else 10.0
-    cuts = [3.0] if quick else [5.0, 10.0, 20.0]
+    cuts = [3.0] if quick else [10.0, 20.0]
     long_cut = None if quick else GIVE_UP_AFTER + 15
     server_downtimes = [1.0] if quick else [2.0, 10.0]
     rows: list[list[Any]] = []

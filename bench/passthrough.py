@@ -217,7 +217,7 @@ async def measure(
 
 
 async def run(quick: bool) -> Result:
-    seconds, warmup = (0.5, 0.5) if quick else (6.0, WARMUP)
+    seconds, warmup = (0.5, 0.5) if quick else (4.0, WARMUP)
     peer_counts = (1,) if quick else (1, 3)
     modes = [
         ("camera H.264 passed through", "h264", None),

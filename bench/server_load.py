@@ -178,7 +178,7 @@ def within(s: dict[str, float]) -> bool:
 
 
 async def run(quick: bool) -> Result:
-    session_steps = [5, 20] if quick else [50, 100, 250, 500, 750, 1000]
+    session_steps = [5, 20] if quick else [100, 250, 500, 750, 1000]
     rate_steps = [4.0] if quick else [5.0, 10.0, 20.0, 40.0, 80.0]
     rate_sessions = 20 if quick else 500
     stats: list[dict[str, float]] = []
