@@ -98,10 +98,10 @@ class KitRun:
                 raise RuntimeError(f"{self.uid}: {method} {path}: {response.status} {data}")
             return data
 
-    async def frames_from(self, uid: str) -> int:
+    async def frames_decoded(self) -> dict[str, int]:
+        """Video frames decoded so far, per other participant."""
         participants = (await self.request("GET", "/session"))["participants"]
-        frames = [p["media"]["video_frames"] for p in participants if p["uid"] == uid]
-        return int(frames[0]) if frames else 0
+        return {p["uid"]: int(p["media"]["video_frames"]) for p in participants if p.get("media")}
 
 
 async def ready_and_idle(where: Path, runs: int, settle: float) -> tuple[list[float], list[float]]:
@@ -154,7 +154,8 @@ async def three_kit_call(where: Path, seconds: float) -> dict[str, float]:
             await kit.request("PUT", "/session", {"session_id": "memory"})
         async with asyncio.timeout(60):
             while True:
-                counts = [await k.frames_from(o.uid) for k in kits for o in kits if o is not k]
+                seen = {kit.uid: await kit.frames_decoded() for kit in kits}
+                counts = [seen[k.uid].get(o.uid, 0) for k in kits for o in kits if o is not k]
                 if min(counts) >= 10:
                     break
                 await asyncio.sleep(0.5)

@@ -5,7 +5,7 @@ import pytest
 
 from appliance.server import SessionServer
 from tests.janus.server import JanusProcess, missing_reason, running_janus
-from tests.kits import KitFactory, running_server
+from tests.kits import running_server
 
 HERE = Path(__file__).parent
 
@@ -33,12 +33,3 @@ async def server(tmp_path: Path, janus: JanusProcess) -> AsyncIterator[SessionSe
         tmp_path, ring_timeout=3, reconnect_grace=0.5, media="janus", janus=[janus.config()]
     ) as server:
         yield server
-
-
-@pytest.fixture
-async def kits(server: SessionServer, tmp_path: Path) -> AsyncIterator[KitFactory]:
-    factory = KitFactory(server, tmp_path)
-    try:
-        yield factory
-    finally:
-        await factory.close()
