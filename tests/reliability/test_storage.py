@@ -345,3 +345,62 @@ async def test_a_recording_cut_by_a_kill_plays_up_to_the_last_second(tmp_path: P
     assert counters == sorted(counters)
     assert len(audio) >= 2 * 48_000
     assert abs(dominant_frequency(audio[-48_000:]) - recorder_process.TONE_HZ) < 15
+
+
+class SteppedClock:
+    """A monotonic clock the test moves by hand; counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+async def test_a_recording_is_synced_to_disk_every_two_seconds(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    synced: list[str] = []
+
+    def sync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        os.fsync(fd)
+
+    async def items_written(count: int) -> None:
+        """Waits until the writer thread took ``count`` more items (it reads the clock once
+        an item)."""
+        target = clock.reads + count
+        async with asyncio.timeout(30):
+            while clock.reads < target:
+                await asyncio.sleep(0.01)
+
+    async with recorder_process.fake_sources() as (local, mixer):
+        recorder = recorder_module.Recorder(
+            tmp_path,
+            "synced",
+            local,
+            mixer,
+            recorder_module.RemoteVideo(None),
+            on_failure=lambda recorder, err: None,
+            monotonic=clock,
+            sync=sync,
+        )
+        await recorder.start()
+        try:
+            await items_written(10)
+            clock.now = 1.9
+            await items_written(10)
+            assert synced == []  # not yet two seconds
+            clock.now = 2.0
+            await items_written(10)
+            assert synced == [str(recorder.path)]
+            clock.now = 3.9
+            await items_written(10)
+            assert len(synced) == 1
+            clock.now = 4.1
+            await items_written(10)
+            assert len(synced) == 2
+        finally:
+            await recorder.stop()
+    assert synced == [str(recorder.path)] * 3  # and once more as it closes
