@@ -7,10 +7,9 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from appliance import __version__
-from appliance.config import Config, ConfigError, load
+from appliance.config import Config, ConfigError, Loaded, load_layers
 from appliance.logs import setup_logging
 
 
@@ -38,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        config, file_layer = load(args.config)
+        loaded = load_layers(args.config)
     except ConfigError as err:
         print(f"callbox: bad config: {err}", file=sys.stderr)
         return 2
+    config = loaded.config
     try:
         if args.command == "run":
-            return asyncio.run(_run(config, file_layer))
+            return asyncio.run(_run(loaded))
         if args.command == "server":
             return asyncio.run(_server(config))
         return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
@@ -52,14 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _run(config: Config, file_layer: dict[str, Any]) -> int:
+async def _run(loaded: Loaded) -> int:
     from appliance.calls import CallsError
     from appliance.daemon import Daemon, DaemonError
     from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 
     try:
-        await Daemon(config, base_layer=file_layer).run()
+        daemon = Daemon(
+            loaded.config,
+            base_layer=loaded.file_layer,
+            config_problem=loaded.overrides_problem,
+        )
+        await daemon.run()
     except BackgroundTaskFailed as err:  # already logged with its traceback
         logging.getLogger("callbox").error("stopped: %s", err)
         return 1

@@ -161,7 +161,7 @@ def bind(endpoint: Endpoint, tokens: TokenStore) -> web.RouteDef:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if endpoint.auth:
-            tokens.check_request(request)
+            tokens.check_request(request, websocket=endpoint.websocket)
         values: dict[str, Any] = {}
         for spec in endpoint.params:
             source = request.match_info if spec.where == "path" else request.query

@@ -84,6 +84,13 @@ class SessionServer:
         return self._url
 
     @property
+    def port(self) -> int:
+        """The port it listens on (after start)."""
+        if self._runner is None:
+            raise RuntimeError("the session server is not running")
+        return int(self._runner.addresses[0][1])
+
+    @property
     def admin_key(self) -> str:
         if self._admin_key is None:
             raise RuntimeError("the session server has not started")
