@@ -216,8 +216,15 @@ class SignalingEndpoint:
             connection.send((reply or Ack()).model_copy(update={"id": request.id}))
 
     async def _dispatch(self, connection: Connection, request: ClientMessage) -> Reply | None:
+        guest = connection.user.session_id
+        if guest is not None and isinstance(request, CallInitiate | CallAction):
+            raise ServerError("guest-forbidden", "a guest may not ring anyone or answer calls")
         match request:
             case Join():
+                if guest is not None and request.session_id != guest:
+                    raise ServerError(
+                        "guest-forbidden", "a guest may only join the session it was invited to"
+                    )
                 self._check_sessions(connection, request.session_id)
                 if self._janus is not None:
                     return await self._janus.join(connection, request)
