@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    if args.command in ("run", "server"):
+        from appliance.netguard import raise_nofile_limit
+
+        raise_nofile_limit()  # sockets: the servers' limits are per address, not this
     try:
         loaded = load_layers(args.config)
     except ConfigError as err:

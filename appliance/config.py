@@ -99,6 +99,17 @@ class TlsConfig(Section):
         return self
 
 
+LOCAL_ADDRESSES = ("127.0.0.1", "::1")
+
+
+class ApiLimits(Section):
+    """What one host on the LAN may ask of the REST API's socket."""
+
+    connections_per_address: int = Field(64, ge=1, le=100_000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))
+
+
 _FINGERPRINT = r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$"
 
 
@@ -116,6 +127,18 @@ class ServerLimits(Section):
     # Signed-in connections on the whole server, and sockets that have not said hello yet.
     connections: int = Field(5000, ge=1, le=1_000_000)
     unauthenticated: int = Field(1024, ge=1, le=100_000)
+    # Sockets not signed in yet from one address, and how many of all such sockets only
+    # addresses that have signed in before (kits reconnecting) may use: one host cannot
+    # take the sign-in slots of others (at most half of unauthenticated is reserved).
+    unauthenticated_per_address: int = Field(16, ge=1, le=100_000)
+    unauthenticated_reserved: int = Field(128, ge=0, le=100_000)
+    # TCP connections from one address (HTTP and WebSocket), and how long a connection has
+    # to send its first request's headers (slowloris).
+    connections_per_address: int = Field(64, ge=1, le=100_000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    # Addresses the per-address limits do not apply to: this machine (an embedded server's
+    # own kit and guest proxy). Set in the config file only.
+    exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))
 
 
 class ServerConfig(Section):
@@ -170,6 +193,7 @@ class ApiConfig(Section):
     listen: HostPort = "127.0.0.1:8080"
     token: str | None = Field(None, min_length=16, max_length=256)
     tls: TlsConfig = TlsConfig()  # https:// for the REST API and the web pages
+    limits: ApiLimits = ApiLimits()  # per-address connections, header deadline
 
     @field_validator("listen")
     @classmethod

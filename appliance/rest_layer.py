@@ -42,6 +42,9 @@ REST_KEYS: frozenset[str] = frozenset(
     }
 )
 
+# Inside those, what only the file may set: who is exempt from the per-address limits.
+FILE_ONLY = frozenset({"server.limits.exempt_addresses"})
+
 PCM_KEYS = frozenset(
     {
         "hal.audio.capture",
@@ -79,6 +82,8 @@ class RestLayerError(ValueError):
 
 def rest_may_set(path: str) -> bool:
     """Whether the REST layer may set the dotted key ``path`` (or all of a table)."""
+    if any(path == key or path.startswith(key + ".") for key in FILE_ONLY):
+        return False
     return any(path == key or path.startswith(key + ".") for key in REST_KEYS)
 
 

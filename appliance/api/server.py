@@ -25,6 +25,7 @@ from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.kit import KitController
+from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
 from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust, ServerTls
@@ -33,6 +34,7 @@ from hal.registry import Hardware
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 3.0
+KEEPALIVE_TIMEOUT = 15.0  # an idle kept-alive HTTP connection is closed after this
 
 
 class EndpointGroup(Protocol):
@@ -115,6 +117,7 @@ class ApiServer:
         self.app.add_routes(self._pages.routes())
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self.guard: ConnectionGuard | None = None
 
     @property
     def screen(self) -> Screen | None:
@@ -137,12 +140,26 @@ class ApiServer:
             return
         await self.tokens.load()
         await self._pages.load()
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            logger=quiet_protocol_errors(),
+        )
         await runner.setup()
         host, port = split_hostport(listen or self.context.config.api.listen)
+        limits = self.context.config.api.limits
+        self.guard = ConnectionGuard(
+            "REST API",
+            per_address=limits.connections_per_address,
+            header_timeout=limits.header_timeout,
+            exempt=frozenset(limits.exempt_addresses),
+        )
+        guard_loop(asyncio.get_running_loop())
         try:
             ssl_context = self.tls.context if self.tls is not None else None
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+            await GuardedSite(runner, host, port, self.guard, ssl_context=ssl_context).start()
         except BaseException:
             await runner.cleanup()
             raise

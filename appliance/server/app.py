@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from appliance.config import ServerConfig, split_hostport
+from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
 from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
@@ -37,6 +38,7 @@ ADMIN_KEY_FILE = "admin.key"
 # How long a guest's auth token lasts at most, when the session it was invited to goes on.
 GUEST_TTL = 4 * 3600.0
 SHUTDOWN_TIMEOUT = 5.0
+KEEPALIVE_TIMEOUT = 15.0  # an idle kept-alive HTTP connection is closed after this
 
 
 class SessionServer:
@@ -80,6 +82,7 @@ class SessionServer:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._admin_key: str | None = None
+        self.guard: ConnectionGuard | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -119,12 +122,26 @@ class SessionServer:
                 log.info("removed %d guests of ended sessions", len(ended))
             if closed := await self.store.close_interrupted_calls(time.time()):
                 log.info("closed %d calls interrupted by the last shutdown", closed)
-            runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+            limits = self.config.limits
+            runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT,
+                keepalive_timeout=KEEPALIVE_TIMEOUT,
+                logger=quiet_protocol_errors(),
+            )
             await runner.setup()
             host, port = split_hostport(self.config.listen)
+            guard = ConnectionGuard(
+                "session server",
+                per_address=limits.connections_per_address,
+                header_timeout=limits.header_timeout,
+                exempt=frozenset(limits.exempt_addresses),
+            )
+            guard_loop(asyncio.get_running_loop())
             try:
                 ssl_context = self.tls.context if self.tls is not None else None
-                await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+                await GuardedSite(runner, host, port, guard, ssl_context=ssl_context).start()
             except BaseException:
                 await runner.cleanup()
                 raise
@@ -132,6 +149,7 @@ class SessionServer:
             await self.store.close()
             raise
         self._runner = runner
+        self.guard = guard
         bound_port = runner.addresses[0][1]
         scheme = "https" if self.tls is not None else "http"
         self._url = f"{scheme}://{_reachable_host(host)}:{bound_port}"
