@@ -82,7 +82,7 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # tokens, keys
         if leftovers := discard_interrupted_writes(self.state_dir):
             log.warning("removed %d temp files of interrupted writes", len(leftovers))
         server_side = await self._tls(config.server.tls) if config.server.embedded else None

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
+from appliance.errors import is_storage_full
 from appliance.server.errors import ServerError
 from appliance.server.store import User
 from appliance.signaling.messages import SessionId, Uid
@@ -65,7 +66,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         code = err.reason.lower().replace(" ", "-")  # "Not Found" -> "not-found"
         return error_response(code, err.reason, err.status)
-    except Exception:
+    except Exception as err:
+        if is_storage_full(err):
+            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
+            return error_response("storage-full", "the server's storage is full", 507)
         log.exception("%s %s failed", request.method, request.path)
         return error_response("internal", "internal error", 500)
 

@@ -8,8 +8,10 @@ order they were submitted: a read submitted after a write sees that write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -134,6 +136,7 @@ class Store:
     def _connect(self) -> None:
         if (path := self.path) is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
         db = sqlite3.connect(self.database, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # the appliance may lose power at any time
@@ -359,6 +362,19 @@ def _call_from_row(row: tuple[object, ...]) -> CallInfo:
             "ended_at": ended,
         }
     )
+
+
+def _private(path: Path) -> None:
+    """The database holds the JWT secret and the admin key: 0600 whatever the umask (its
+    -wal and -shm files take the database's mode)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def _log_failure(future: Future[object]) -> None:
