@@ -7,9 +7,10 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__
-from appliance.config import Config, ConfigError, Loaded, load_layers
+from appliance.config import Config, ConfigError, load_layers
 from appliance.logs import setup_logging
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     config = loaded.config
     try:
         if args.command == "run":
-            return asyncio.run(_run(loaded))
+            return asyncio.run(_run(config, loaded.file_layer, loaded.overrides_problem))
         if args.command == "server":
             return asyncio.run(_server(config))
         return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
@@ -56,18 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _run(loaded: Loaded) -> int:
+async def _run(
+    config: Config, file_layer: dict[str, Any], overrides_problem: str | None = None
+) -> int:
     from appliance.calls import CallsError
     from appliance.daemon import Daemon, DaemonError
     from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 
     try:
-        daemon = Daemon(
-            loaded.config,
-            base_layer=loaded.file_layer,
-            config_problem=loaded.overrides_problem,
-        )
+        daemon = Daemon(config, base_layer=file_layer, config_problem=overrides_problem)
         await daemon.run()
     except BackgroundTaskFailed as err:  # already logged with its traceback
         logging.getLogger("callbox").error("stopped: %s", err)

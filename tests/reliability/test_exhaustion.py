@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ import pytest
 
 from appliance.daemon import Daemon
 from tests.api.daemon import TOKEN, running_daemon
+from tests.kits import free_port
 
 LIMITS = {
     "unauthenticated": 40,
@@ -152,3 +157,57 @@ async def test_slowloris_is_cut_off(
     assert guard.refused == 2 * 15 and guard.timed_out == 2 * limit
     # a few log lines, not one per connection
     assert len([r for r in caplog.records if r.name == "appliance.netguard"]) <= 4
+
+
+FD_LIMIT = 48
+
+
+def _server_process(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """``callbox server`` with few file descriptors (soft and hard limit), so that a few
+    dozen connections make its accept() fail with EMFILE."""
+    config = tmp / "server.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\n'
+        "[server.limits]\nconnections_per_address = 1000\n"
+        f'[paths]\nstate = "{tmp / "state"}"\n'
+    )
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance", "server", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=few_descriptors,
+    )
+
+
+def test_accept_errors_are_logged_a_few_times_not_a_flood(tmp_path: Path) -> None:
+    port = free_port()
+    server = _server_process(tmp_path, port)
+    sockets: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        for index in range(2 * FD_LIMIT):  # more than it has descriptors for
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{2 + index % 4}", 0))
+            sock.connect(("127.0.0.1", port))
+            sockets.append(sock)
+        time.sleep(3.5)  # asyncio retries accept() every second while it fails
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    log = err.decode(errors="replace")
+    accept_lines = [line for line in log.splitlines() if "accept" in line]
+    assert 1 <= len(accept_lines) <= 2, log[-3000:]
+    assert "Traceback" not in log
