@@ -3,6 +3,7 @@ memory, and the framebuffer fallback against a regular file of the right size.""
 
 from __future__ import annotations
 
+import functools
 import struct
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def fb_file(tmp_path: Path, width: int, height: int) -> Path:
 
 async def test_the_framebuffer_gets_every_pixel(tmp_path: Path) -> None:
     path = fb_file(tmp_path, 320, 240)
-    display = FramebufferDisplay(str(path), width=320, height=240)
+    display = FramebufferDisplay(str(path), width=320, height=240, allow_regular_file=True)
     assert isinstance(display, Display)
     assert display.size == (320, 240)
     assert display.connected
@@ -66,9 +67,25 @@ async def test_the_framebuffer_gets_every_pixel(tmp_path: Path) -> None:
 def test_a_framebuffer_too_small_or_missing_is_refused(tmp_path: Path) -> None:
     path = fb_file(tmp_path, 100, 100)
     with pytest.raises(DisplayError, match="needs 307200"):
-        FramebufferDisplay(str(path), width=320, height=240).probe()
+        FramebufferDisplay(str(path), width=320, height=240, allow_regular_file=True).probe()
     with pytest.raises(DisplayError, match="cannot open"):
-        FramebufferDisplay(str(tmp_path / "fb9"), width=320, height=240).probe()
+        FramebufferDisplay(
+            str(tmp_path / "fb9"), width=320, height=240, allow_regular_file=True
+        ).probe()
+
+
+async def test_a_regular_file_or_another_device_is_no_framebuffer(tmp_path: Path) -> None:
+    """A config naming a file must not get it overwritten through a shared mapping."""
+    path = fb_file(tmp_path, 320, 240)
+    path.write_bytes(b"precious" * (320 * 240 // 2))
+    before = path.read_bytes()
+    for target in (str(path), "/dev/null"):
+        display = FramebufferDisplay(target, width=320, height=240)
+        with pytest.raises(DisplayError, match="no framebuffer"):
+            display.probe()
+        with pytest.raises(DisplayError, match="no framebuffer"):
+            await display.open()
+    assert path.read_bytes() == before
 
 
 def test_framebuffer_pixel_layouts() -> None:
@@ -161,6 +178,13 @@ def test_create_prefers_kms_then_the_framebuffer(
     )
     assert isinstance(create(config, KIT), KmsDisplay)
     pykms.Card.side_effect = OSError("No such file or directory: /dev/dri/card0")
+    with pytest.raises(HardwareError, match="not a character device"):
+        create(config, KIT)  # the framebuffer named is a regular file: refused
+    # The rest of this test stands a regular file in for the framebuffer device.
+    mocker.patch(
+        "hal.display.real.FramebufferDisplay",
+        functools.partial(FramebufferDisplay, allow_regular_file=True),
+    )
     fallback = create(config, KIT)
     assert isinstance(fallback, FramebufferDisplay)
     mocker.patch.dict(sys.modules, {"pykms": None})  # not installed at all
