@@ -54,8 +54,14 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e ".[hardware]"
 	@touch $@
 
+# picamera2 is pure Python: the camera tests build their doubles from the real classes, at
+# the 0.3 release Raspberry Pi OS Bookworm ships as python3-picamera2. Without its
+# dependencies (simplejpeg, prctl, libcamera: Pi-only or compiled against apt's libraries;
+# the tests import it over stand-ins for them).
+PICAMERA2_VERSION := 0.3.31
 $(VENV)/.installed-test: pyproject.toml $(BIN)/python $(VENV)/.apt-test $(VENV)/kmsxx/.built
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "picamera2==$(PICAMERA2_VERSION)"
 	@touch $@
 
 # kms++ at the commit Raspberry Pi OS Bookworm packages (python3-kms++), built for the tests:

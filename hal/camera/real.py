@@ -65,6 +65,9 @@ class Picamera2Library:
 
 
 def import_picamera2() -> Picamera2Library:
+    """picamera2, or one error naming the camera and why. Importing it runs apt's C
+    extensions (libcamera's bindings, simplejpeg): besides a missing package, a numpy
+    they were not built against fails here with ValueError, AttributeError or others."""
     try:
         from picamera2 import Picamera2
         from picamera2.encoders import H264Encoder
@@ -72,8 +75,15 @@ def import_picamera2() -> Picamera2Library:
     except ImportError as exc:
         raise HardwareError(
             "camera",
-            f"picamera2 cannot be imported ({exc}): install python3-picamera2 and make the "
-            "venv with --system-site-packages",
+            f"picamera2 cannot be imported ({type(exc).__name__}: {exc}): install "
+            "python3-picamera2 and make the venv with --system-site-packages",
+        ) from exc
+    except Exception as exc:
+        raise HardwareError(
+            "camera",
+            f"picamera2 cannot be imported ({type(exc).__name__}: {exc}); if it names numpy, "
+            "the venv has a numpy other than Raspberry Pi OS's python3-numpy: rebuild it "
+            "with images/install.sh",
         ) from exc
     return Picamera2Library(Picamera2, H264Encoder, Output)
 
@@ -343,9 +353,11 @@ def find_cameras(
     webcams."""
     hardware_h264 = has_hardware_h264(sysfs)
     cameras: list[Camera] = []
-    csi = [info for info in library.picamera2.global_camera_info() if not is_usb_camera(info)]
-    for index, details in enumerate(csi):
-        number = int(details.get("Num", index))
+    # Picamera2(n) takes a position in global_camera_info() (which sorts the cameras), not
+    # libcamera's camera number ("Num").
+    listed = library.picamera2.global_camera_info()
+    csi = [(position, info) for position, info in enumerate(listed) if not is_usb_camera(info)]
+    for index, (number, details) in enumerate(csi):
         cameras.append(
             PicameraCamera(
                 library,
