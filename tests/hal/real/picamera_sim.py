@@ -47,6 +47,7 @@ def checked(method: F) -> F:
 
     return call  # type: ignore[return-value]
 
+
 STRIDE_ALIGN = 64  # libcamera pads rows; the driver must drop the padding
 
 

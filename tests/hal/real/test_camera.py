@@ -176,9 +176,7 @@ async def test_pi4_configuration_calls_for_the_hardware_encoder(
     assert not camera.is_open
 
 
-async def test_pi5_configuration_calls_for_frames(
-    picamera2_mock: Any, tmp_path: Path
-) -> None:
+async def test_pi5_configuration_calls_for_frames(picamera2_mock: Any, tmp_path: Path) -> None:
     picamera2_mock.Picamera2.global_camera_info.return_value = [
         {"Model": "imx219", "Id": "/base/axi/pcie@120000/rp1/i2c@80000/imx219@10", "Num": 0}
     ]
