@@ -6,7 +6,9 @@ ALSA reads and writes block. Routes map to PCM names from config (``[hal.audio]`
 Use ``plughw:``/``dmix``-style names or ``default`` so ALSA converts for cards that cannot
 do mono 48 kHz themselves.
 
-An xrun (over- or underrun, ``-EPIPE``) is recovered by re-preparing the PCM and counted. A
+An xrun (over- or underrun, ``-EPIPE``) is recovered by re-preparing the PCM and counted;
+an underrun's period is written again. pyalsaaudio 0.10 raises on an underrun, 0.11 (what
+pip installs) re-prepares the PCM and returns ``-EPIPE`` from ``write``: both count. A
 PCM that fails otherwise (unplugged USB card, a Bluetooth headset gone) is reported as
 ``AudioDeviceGone`` from the next read or write, so the router falls back to another route.
 Where the card reports its headphone jack, the headphone route is present only while
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -221,16 +225,22 @@ class AlsaOutput:
                 pcm.close()
 
     def _write(self, pcm: Any, data: bytes) -> None:
-        try:
-            pcm.write(data)
-        except self._alsa.ALSAAudioError as exc:
-            if not is_xrun(self._alsa, pcm):
-                raise AudioDeviceGone(self.name, f"{self.device}: {exc}") from exc
-            self.xruns += 1  # underrun: pyalsaaudio re-prepares on the next write
+        """Play one period; after an underrun, count it and write the period again."""
+        for _attempt in range(2):
             try:
-                pcm.write(data)
-            except self._alsa.ALSAAudioError as again:
-                raise AudioDeviceGone(self.name, f"{self.device}: {again}") from again
+                result = pcm.write(data)
+            except self._alsa.ALSAAudioError as exc:
+                if not is_xrun(self._alsa, pcm):
+                    raise AudioDeviceGone(self.name, f"{self.device}: {exc}") from exc
+                # pyalsaaudio 0.10: an underrun raises; the next write re-prepares
+                result = -errno.EPIPE
+            if not isinstance(result, int) or result >= 0:
+                return
+            if result != -errno.EPIPE:
+                raise AudioDeviceGone(self.name, f"{self.device}: {os.strerror(-result)}")
+            # pyalsaaudio 0.11 re-prepared the PCM and wrote nothing of this period
+            self.xruns += 1
+        raise AudioDeviceGone(self.name, f"{self.device}: underruns on every write")
 
 
 class AlsaMicrophone:

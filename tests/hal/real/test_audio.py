@@ -4,16 +4,19 @@ gives each route a file the test reads back, and the microphone a file of known 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import struct
 import threading
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import alsaaudio
 import numpy as np
 import pytest
+from packaging.version import Version
 
 from appliance.media.remote import AudioMixer
 from appliance.media.routes import AudioRouter
@@ -26,6 +29,7 @@ from hal.audio.real import (
     AlsaOutput,
     AudioDeviceGone,
     create,
+    open_pcm,
 )
 from hal.config import HalConfig
 from hal.errors import DeviceGone, HardwareError
@@ -138,27 +142,39 @@ async def test_refusals(alsa_setup: AlsaSetup) -> None:
     await output.close()
 
 
-# --- xruns: real alsa-lib has none to give with these plugins, so one is scripted ---------
+# --- xruns: real alsa-lib has none to give with these plugins (and there is no sound card
+# here), so one is scripted, as the installed pyalsaaudio reports it ----------------------
+
+INSTALLED_PYALSAAUDIO = Version(version("pyalsaaudio"))
+# pyalsaaudio 0.11 stopped raising on an underrun: write() re-prepares the PCM and returns
+# -EPIPE, as read() does on an overrun (its CHANGES.md, #130). 0.10 raised "Broken pipe".
+WRITE_RETURNS_EPIPE = Version("0.11")
 
 
 class XrunOnce:
-    """alsaaudio, except that its PCMs hit one xrun as a real card does: pyalsaaudio raises
-    "Broken pipe" from write (or returns -EPIPE from read) and the PCM's state is XRUN until
-    the next call re-prepares it."""
+    """alsaaudio, except that its PCMs hit one xrun as a real card does: from write, the
+    installed pyalsaaudio's way (``returns`` -EPIPE from 0.11, else raises "Broken pipe"
+    with the PCM left in XRUN until the next call re-prepares it); from read, -EPIPE."""
 
-    def __init__(self, at_call: int) -> None:
+    def __init__(self, at_call: int, *, write_returns_epipe: bool | None = None) -> None:
         self.at_call = at_call
+        self.returns = (
+            INSTALLED_PYALSAAUDIO >= WRITE_RETURNS_EPIPE
+            if write_returns_epipe is None
+            else write_returns_epipe
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(alsaaudio, name)
 
     def PCM(self, **kwargs: Any) -> Any:
-        return _XrunPcm(alsaaudio.PCM(**kwargs), self.at_call)
+        return _XrunPcm(alsaaudio.PCM(**kwargs), self.at_call, self.returns)
 
 
 class _XrunPcm:
-    def __init__(self, pcm: Any, at_call: int) -> None:
+    def __init__(self, pcm: Any, at_call: int, returns: bool) -> None:
         self._pcm, self._at, self._calls, self._xrun = pcm, at_call, 0, False
+        self._returns = returns
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pcm, name)
@@ -173,20 +189,39 @@ class _XrunPcm:
 
     def write(self, data: bytes) -> int:
         if self._trip():
+            if self._returns:  # re-prepared already, nothing written
+                self._xrun = False
+                return -errno.EPIPE
             raise alsaaudio.ALSAAudioError("Broken pipe [test]")
         return int(self._pcm.write(data))
 
     def read(self) -> tuple[int, bytes]:
         if self._trip():
-            return -32, b""
+            return -errno.EPIPE, b""
         length, data = self._pcm.read()
         return int(length), bytes(data)
 
 
+def test_the_installed_pyalsaaudio_write_returns_what_it_wrote(alsa_setup: AlsaSetup) -> None:
+    """Real alsa-lib: write() gives the frames written, the count an -EPIPE replaces."""
+    assert Version("0.10") <= INSTALLED_PYALSAAUDIO
+    pcm = open_pcm(alsaaudio, False, PCMS["speaker"], "test")
+    try:
+        assert pcm.write(bytes(2 * FRAME_SAMPLES)) == FRAME_SAMPLES
+    finally:
+        pcm.close()
+
+
+@pytest.mark.parametrize(
+    "write_returns_epipe",
+    [None, True, False],
+    ids=[f"installed-{INSTALLED_PYALSAAUDIO}", "returns-EPIPE-0.11", "raises-0.10"],
+)
 async def test_an_underrun_is_recovered_and_counted_without_losing_audio(
-    alsa_setup: AlsaSetup,
+    alsa_setup: AlsaSetup, write_returns_epipe: bool | None
 ) -> None:
-    output = AlsaOutput(XrunOnce(at_call=PREFILL + 3), Route.SPEAKER, PCMS["speaker"])
+    alsa = XrunOnce(at_call=PREFILL + 3, write_returns_epipe=write_returns_epipe)
+    output = AlsaOutput(alsa, Route.SPEAKER, PCMS["speaker"])
     await output.open()
     frames = list(tone(500, frames=10))
     await play(output, frames)
