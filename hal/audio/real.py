@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioDevices, AudioError, Pcm, Route
+from hal.audio.cards import PROC_ASOUND, capture_candidates, list_cards
 from hal.audio.jack import DEV, SYSFS, HeadphoneJack, find_headphone_jack
 from hal.callbacks import CallbackList
 from hal.config import AudioConfig, HalConfig
@@ -342,18 +343,21 @@ def create(
     alsa: Any = None,
     sysfs: Path = SYSFS,
     dev: Path = DEV,
+    proc: Path = PROC_ASOUND,
 ) -> AudioDevices:
     """The configured PCMs, each checked by opening it once, so a missing card is a
-    start-up error naming it. The Bluetooth PCM is opened only once a headset connects."""
+    start-up error naming it. The Bluetooth PCM is opened only once a headset connects.
+    A ``default`` microphone that cannot capture is looked for among the cards."""
     alsa = alsa if alsa is not None else import_alsaaudio()
     settings = config.audio
     wired = _wired_routes(settings)
-    for what, device, capture in (
-        ("microphone", settings.capture, True),
+    capture = find_microphone(alsa, settings.capture, proc)
+    for what, device, is_capture in (
+        ("microphone", capture, True),
         *((f"{route.value.lower()} route", device, False) for route, device in wired.items()),
     ):
         try:
-            open_pcm(alsa, capture, device, "audio").close()
+            open_pcm(alsa, is_capture, device, "audio").close()
         except AudioError as err:
             raise HardwareError("audio", f"{what}: {err.message}") from err
     outputs: dict[Route, Any] = {
@@ -367,9 +371,47 @@ def create(
     )
     jack = headphones.jack if headphones is not None else None
     return AudioDevices(
-        microphone=AlsaMicrophone(alsa, settings.capture),
+        microphone=AlsaMicrophone(alsa, capture),
         outputs=outputs,
         watchers=[jack.stop] if jack is not None else [],
+    )
+
+
+def find_microphone(alsa: Any, configured: str, proc: Path = PROC_ASOUND) -> str:
+    """The capture PCM: the configured one; for ``default`` when it cannot capture (Pi OS
+    Lite's card 0, the headphone jack, has no microphone), the first card that can, USB
+    first. Logs which; raises HardwareError naming what to set when none can."""
+    if configured != "default":
+        return configured
+    try:
+        open_pcm(alsa, True, configured, "microphone").close()
+        return configured
+    except AudioError as err:
+        default_problem = err.message
+    tried = []
+    for card in capture_candidates(list_cards(proc)):
+        device = card.capture_pcm()
+        try:
+            open_pcm(alsa, True, device, "microphone").close()
+        except AudioError as err:
+            tried.append(f"{device}: {err.message}")
+            continue
+        log.warning(
+            "microphone: the ALSA default PCM cannot capture (%s); using card %d, %s (%s), "
+            "as %s. Set [hal.audio] capture to choose another",
+            default_problem,
+            card.index,
+            card.id,
+            card.name,
+            device,
+        )
+        return device
+    cards = ", ".join(f"{c.index} {c.id} ({c.name})" for c in list_cards(proc)) or "none"
+    raise HardwareError(
+        "audio",
+        f"microphone: the ALSA default PCM cannot capture ({default_problem}) and no sound "
+        f"card can{': ' + '; '.join(tried) if tried else ''} (cards: {cards}). Connect a USB "
+        'speakerphone, or set [hal.audio] capture = "plughw:CARD=<card>,DEV=0" in the config',
     )
 
 

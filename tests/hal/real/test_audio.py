@@ -132,6 +132,106 @@ async def test_missing_pcms_are_start_up_errors_naming_them(alsa_setup: AlsaSetu
     assert set(devices.outputs) == {Route.SPEAKER, Route.BLUETOOTH}
 
 
+# --- the default microphone on Raspberry Pi OS Lite ---------------------------------------
+
+PI_OS_LITE_CARDS = {
+    # index: (id, driver, name, PCM devices: "p" plays, "c" captures)
+    0: ("Headphones", "bcm2835_headpho", "bcm2835 Headphones", ["pcm0p"]),
+    1: ("vc4hdmi0", "vc4-hdmi", "vc4-hdmi-0", ["pcm0p"]),
+    2: ("seeed2micvoicec", "seeed-voicecard", "seeed-2mic-voicecard", ["pcm0p", "pcm0c"]),
+    3: ("Speakerphone", "USB-Audio", "Jabra SPEAK 510 USB", ["pcm0p", "pcm0c"]),
+}
+
+
+def proc_asound(root: Path, cards: dict[int, tuple[str, str, str, list[str]]]) -> Path:
+    """/proc/asound as the kernel lays it out: ``cards``, and a cardN/pcmD[pc] per PCM."""
+    lines = []
+    for index, (card_id, driver, name, pcms) in cards.items():
+        lines += [f"{index:2d} [{card_id:<15}]: {driver} - {name}", f"                      {name}"]
+        for pcm in pcms:
+            (root / f"card{index}" / pcm).mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cards").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def alsa_cards_config(root: Path, mic: np.ndarray[Any, Any], cards: list[str]) -> Path:
+    """alsa-lib's own plughw:CARD=...,DEV=... (its arguments and all), each card's capture
+    reading its own file; ``default`` is card 0's hardware, which cannot open here, as it
+    cannot capture on a Pi."""
+    root.mkdir(parents=True, exist_ok=True)
+    for card in cards:
+        mic.astype("<i2").tofile(root / f"mic-{card}.raw")
+    (root / "asound.conf").write_text(
+        f"""pcm.null {{ type null }}
+pcm.default {{ type hw card 0 }}
+pcm.test_speaker {{ type file slave.pcm "null" file "/dev/null" format "raw" }}
+pcm.plughw {{
+    @args [ CARD DEV ]
+    @args.CARD {{ type string }}
+    @args.DEV {{ type integer default 0 }}
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile {{ @func concat strings [ "{root}/mic-" $CARD ".raw" ] }}
+    format "raw"
+}}
+"""
+    )
+    return root / "asound.conf"
+
+
+async def test_a_default_microphone_that_cannot_capture_becomes_the_usb_speakerphone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mic = np.concatenate(list(tone(620, level_dbfs=-10, frames=50)))
+    conf = alsa_cards_config(tmp_path / "alsa", mic, ["seeed2micvoicec", "Speakerphone"])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    proc = proc_asound(tmp_path / "proc", PI_OS_LITE_CARDS)
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    assert settings.audio.capture == "default"
+    caplog.set_level("INFO")
+    devices = create(settings, KIT, proc=proc)
+    microphone = devices.microphone
+    assert isinstance(microphone, AlsaMicrophone)
+    assert microphone.device == "plughw:CARD=Speakerphone,DEV=0"
+    assert any("Speakerphone" in r.getMessage() for r in caplog.records)
+    await microphone.open()
+    try:
+        got = np.concatenate([await microphone.read() for _ in range(5)])
+    finally:
+        await microphone.close()
+    assert np.array_equal(got, mic[: len(got)])
+
+
+async def test_a_default_microphone_falls_back_to_the_first_card_that_captures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mic = np.concatenate(list(tone(620, frames=10)))
+    conf = alsa_cards_config(tmp_path / "alsa", mic, ["seeed2micvoicec"])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    cards = {i: card for i, card in PI_OS_LITE_CARDS.items() if i != 3}
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    devices = create(settings, KIT, proc=proc_asound(tmp_path / "proc", cards))
+    assert devices.microphone.device == "plughw:CARD=seeed2micvoicec,DEV=0"  # type: ignore[attr-defined]
+
+
+async def test_no_card_that_captures_is_an_error_naming_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = alsa_cards_config(tmp_path / "alsa", np.zeros(960, np.int16), [])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    cards = {i: card for i, card in PI_OS_LITE_CARDS.items() if i < 2}
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    with pytest.raises(HardwareError) as raised:
+        create(settings, KIT, proc=proc_asound(tmp_path / "proc", cards))
+    message = str(raised.value)
+    assert raised.value.device == "audio"
+    assert "default PCM cannot capture" in message
+    assert "0 Headphones (bcm2835 Headphones)" in message
+    assert '[hal.audio] capture = "plughw:CARD=<card>,DEV=0"' in message
+
+
 async def test_refusals(alsa_setup: AlsaSetup) -> None:
     output = create(config(alsa_setup), KIT).outputs[Route.SPEAKER]
     with pytest.raises(AudioError, match="not open"):
