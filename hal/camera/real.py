@@ -27,7 +27,7 @@ import av
 
 from hal.camera.base import Camera, CameraError, CameraInfo, VideoFormat
 from hal.camera.frames import software_format, yuv420_frame
-from hal.camera.h264 import preview_size
+from hal.camera.h264 import ParameterSets, preview_size
 from hal.camera.v4l2 import SYSFS, PyAvCamera, check_format, find_uvc_cameras, has_hardware_h264
 from hal.config import HalConfig
 from hal.errors import HardwareError
@@ -206,7 +206,9 @@ class PicameraCamera:
             if preview is not None:
                 self.preview_format = VideoFormat(width, height, fmt.fps)
                 encoder = self._make_encoder(fmt.fps)
-                camera.start_recording(encoder, self._packet_output(main))
+                parameter_sets = ParameterSets()
+                _keep_dropped_headers(encoder, parameter_sets)
+                camera.start_recording(encoder, self._packet_output(main, parameter_sets))
             else:
                 camera.start()
         except BaseException:
@@ -240,11 +242,12 @@ class PicameraCamera:
 
         return on_request
 
-    def _packet_output(self, packets: Handoff[Any]) -> Any:
+    def _packet_output(self, packets: Handoff[Any], parameter_sets: ParameterSets) -> Any:
         base: Any = self._library.output
 
         class PacketOutput(base):  # type: ignore[misc]
-            """Hands each encoded frame to the loop; runs on the encoder's thread."""
+            """Hands each encoded frame to the loop, every IDR with its SPS and PPS; runs on
+            the encoder's thread."""
 
             def outputframe(
                 self,
@@ -256,7 +259,7 @@ class PicameraCamera:
             ) -> None:
                 if audio or frame is None:
                     return
-                packets.put_threadsafe((bytes(frame), bool(keyframe)))
+                packets.put_threadsafe((parameter_sets.complete(bytes(frame)), bool(keyframe)))
 
         return PacketOutput()
 
@@ -316,6 +319,23 @@ class PicameraCamera:
         self._format = self.preview_format = None
         if camera is not None:
             await asyncio.to_thread(_stop, camera, encoder)
+
+
+def _keep_dropped_headers(encoder: Any, parameter_sets: ParameterSets) -> None:
+    """picamera2's V4L2 encoder drops a buffer that holds no picture (``_check_for_picture``):
+    at low bitrates the Pi's encoder puts the SPS and PPS in one of their own, so the IDR
+    after it comes without them. Whatever it drops, ``parameter_sets`` keeps."""
+    check = getattr(encoder, "_check_for_picture", None)
+    if not callable(check):
+        return
+
+    def check_for_picture(buffer: Any) -> bool:
+        has_picture = bool(check(buffer))
+        if not has_picture:
+            parameter_sets.remember(bytes(buffer))
+        return has_picture
+
+    encoder._check_for_picture = check_for_picture
 
 
 def _stop(camera: Any, encoder: Any, *, started: bool = True) -> None:

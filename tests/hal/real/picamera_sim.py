@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from hal.camera.h264 import PiStyleH264Encoder
+from hal.camera.h264 import NAL_PPS, NAL_SPS, PiStyleH264Encoder, nal_units
 from hal.camera.pattern import TestPattern
 from hal.camera.real import Picamera2Library
 from tests.hal.real.picamera2_real import LibcameraManager, check_call, load_picamera2
@@ -55,11 +55,12 @@ def aligned(value: int) -> int:
     return -(-value // STRIDE_ALIGN) * STRIDE_ALIGN
 
 
-class SimEncoder:
-    """picamera2.encoders.H264Encoder's constructor; encodes with libx264 like the Pi."""
+class SimEncoder(REAL.H264Encoder):  # type: ignore[misc]
+    """picamera2's H264Encoder (its own constructor and buffer check; the V4L2 device is
+    never opened); encodes with libx264 like the Pi."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        check_call(REAL.H264Encoder.__init__, self, *args, **kwargs)
+        super().__init__(*args, **kwargs)
         self.kwargs = kwargs
         self.codec: PiStyleH264Encoder | None = None
         self.forced = 0
@@ -178,9 +179,12 @@ class SimPicamera2(REAL.Picamera2):  # type: ignore[misc]
             if self._encoder is not None and self._encoder.codec is not None:
                 frame = patterns["main"].frame(self.frames)
                 for unit in self._encoder.codec.encode(frame):
-                    self._output.outputframe(
-                        unit.data, unit.keyframe, self.frames * 1_000_000 // fps
-                    )
+                    for buffer in encoder_buffers(unit.data, self.frames):
+                        # picamera2's encoder thread: a buffer without a picture is dropped
+                        if self._encoder._check_for_picture(buffer):
+                            self._output.outputframe(
+                                buffer, unit.keyframe, self.frames * 1_000_000 // fps
+                            )
             self.frames += 1
             time.sleep(max(0.0, start + self.frames / fps - time.monotonic()))
 
@@ -224,6 +228,17 @@ class SimPicamera2(REAL.Picamera2):  # type: ignore[misc]
 
 # In libcamera's order (its Num): global_camera_info sorts them by Id, descending, so the
 # Camera Module 3 comes first there and second here.
+def encoder_buffers(access_unit: bytes, frame: int) -> list[bytes]:
+    """How the Pi's encoder hands out a key frame: at low bitrates, the SPS and PPS in a
+    buffer of their own before the IDR's (here every key frame but the first)."""
+    units = list(nal_units(access_unit))
+    headers = [u for u in units if u[0] & 0x1F in (NAL_SPS, NAL_PPS)]
+    if not headers or frame == 0:
+        return [access_unit]
+    rest = [u for u in units if u[0] & 0x1F not in (NAL_SPS, NAL_PPS)]
+    return [b"".join(b"\x00\x00\x00\x01" + u for u in part) for part in (headers, rest)]
+
+
 CSI_CAMERAS = [
     {"Model": "imx219", "Location": 2, "Rotation": 0, "Id": "/base/soc/i2c0mux/i2c@0/imx219@10"},
     {"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a"},
