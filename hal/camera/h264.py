@@ -2,7 +2,8 @@
 
 The Pi 4's encoder (bcm2835-codec, driven by picamera2's ``H264Encoder``) emits one Annex B
 access unit per frame: baseline profile, one slice, no B-frames, and with ``repeat=True`` the
-SPS and PPS in front of every IDR frame. ``PiStyleH264Encoder`` makes the same kind of stream
+SPS and PPS in front of every IDR frame, level 4.0 in the SPS whatever the mode (picamera2
+asks for 4.2 only above 1080p30). ``PiStyleH264Encoder`` makes the same kind of stream
 with libx264, so the fake camera and off-device tests send what a Pi sends.
 """
 
@@ -82,7 +83,7 @@ class PiStyleH264Encoder:
             "threads": "1",  # one slice per frame, as the Pi's encoder makes
             "x264-params": (
                 f"keyint={keyframe_interval}:min-keyint={keyframe_interval}:scenecut=0"
-                ":repeat-headers=1:aud=0"
+                ":repeat-headers=1:aud=0:level=4.0"  # the Pi's encoder says 4.0 up to 1080p30
             ),
         }
         self._frames = 0
