@@ -156,6 +156,9 @@ install_files() {
 	for unit in callbox.service callbox-server.service callbox-firstboot.service; do
 		install -D -m 0644 "$SRC/systemd/$unit" "$R/etc/systemd/system/$unit"
 	done
+	# bluez-alsa with the headset profiles a kit needs (A2DP, HFP and HSP)
+	install -D -m 0644 "$SRC/systemd/bluealsa-callbox.conf" \
+		"$R/etc/systemd/system/bluealsa.service.d/callbox.conf"
 	install -D -m 0755 "$HERE/firstboot.sh" "$R/usr/local/libexec/callbox-firstboot"
 	install -D -m 0644 "$SRC/README.md" "$R/usr/share/doc/callbox/README.md"
 	install -d -m 0755 "$R/usr/local/bin"
