@@ -120,6 +120,7 @@ class VirtualKit:
         args = [
             "qemu-system-x86_64",
             "-accel", "tcg",
+            "-cpu", "max",  # the x86-64 levels wheels need (qemu64 lacks SSE4, AVX)
             "-smp", "2",
             "-m", str(self.memory_mb),
             "-nodefaults", "-no-user-config", "-no-reboot",
