@@ -83,6 +83,9 @@ class KmsDisplay:
         self._crtc: Any = None
         self._plane: Any = None
         self._mode: Any = None
+        # The mode's property blob lives as long as the display: kms++'s AtomicReq keeps
+        # only its id, and a Blob that Python frees destroys the id (the commit: EINVAL).
+        self._mode_blob: Any = None
         self._buffers: list[_Buffer] = []
         self._next = 0
         self._modeset_done = False
@@ -140,6 +143,7 @@ class KmsDisplay:
                 buffers.append(_Buffer(framebuffer, mapping, stride))
             self._card, self._connector, self._crtc, self._plane = card, connector, crtc, plane
             self._mode, self._buffers, self._next = mode, buffers, 0
+            self._mode_blob = mode.to_blob(card)
             self._modeset_done = False
             self._connected = True
             self.mode = (mode.hdisplay, mode.vdisplay)
@@ -175,7 +179,7 @@ class KmsDisplay:
             request = pykms.AtomicReq(self._card)
             if not self._modeset_done:
                 request.add_connector(self._connector, self._crtc)
-                request.add_crtc(self._crtc, self._mode.to_blob(self._card))
+                request.add_crtc(self._crtc, self._mode_blob)
             request.add_plane(
                 self._plane,
                 buffer.framebuffer,
@@ -208,6 +212,7 @@ class KmsDisplay:
                     buffer.mapping.close()
             # Dropping the card closes the DRM device: the kernel gives the console back.
             self._buffers = []
+            self._mode_blob = None
             self._card = self._connector = self._crtc = self._plane = self._mode = None
 
 

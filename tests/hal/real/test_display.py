@@ -126,6 +126,54 @@ async def test_kms_sets_the_mode_once_and_flips_between_two_buffers(pykms: Magic
     assert not display.is_open
 
 
+class _Blob:
+    """kms++'s Blob: freeing it destroys the property blob, and its id with it."""
+
+    live: set[int] = set()
+    _next = 100
+
+    def __init__(self) -> None:
+        _Blob._next += 1
+        self.id = _Blob._next
+        _Blob.live.add(self.id)
+
+    def __del__(self) -> None:
+        _Blob.live.discard(self.id)
+
+
+class _AtomicReq:
+    """kms++'s AtomicReq as it behaves: it keeps property values (ids), not the objects;
+    the kernel refuses a MODE_ID whose blob was destroyed (EINVAL)."""
+
+    def __init__(self, card: Any) -> None:
+        self.mode_id: int | None = None
+
+    def add_connector(self, connector: Any, crtc: Any) -> None:
+        pass
+
+    def add_crtc(self, crtc: Any, blob: Any) -> None:
+        self.mode_id = blob.id
+
+    def add_plane(self, *args: Any) -> None:
+        pass
+
+    def commit_sync(self, allow_modeset: bool = False) -> int:
+        return -22 if self.mode_id is not None and self.mode_id not in _Blob.live else 0
+
+
+async def test_kms_keeps_the_mode_blob_alive_until_the_commit(pykms: MagicMock) -> None:
+    # Found on virtio-gpu (tests/vm): a blob made inline and freed before the commit.
+    mode = pykms.ResourceManager.return_value.reserve_connector.return_value.get_default_mode()
+    mode.to_blob.side_effect = lambda card: _Blob()
+    pykms.AtomicReq.side_effect = _AtomicReq
+    display = KmsDisplay(pykms, 1920, 1200)
+    await display.open()
+    await display.show(picture(1920, 1200, 1))  # the mode set: no DisplayError
+    await display.show(picture(1920, 1200, 2))
+    assert display.frames_shown == 2
+    await display.close()
+
+
 async def test_kms_reports_an_unplugged_screen(pykms: MagicMock) -> None:
     display = KmsDisplay(pykms, 640, 480)
     await display.open()
