@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import secrets
+import shlex
 import wave
 from typing import Any
 
@@ -80,7 +81,7 @@ def api(vm: VirtualKit, token: str, method: str, path: str, body: Any = None) ->
         "print(urllib.request.urlopen(r, timeout=60).read().decode())\n"
     )
     data = json.dumps(body).encode() if body is not None else b""
-    result = vm.run(f"python3 -c {json.dumps(script)}", stdin=data, check=False)
+    result = vm.run(f"python3 -c {shlex.quote(script)}", stdin=data, check=False)
     if result.exitcode != 0:
         raise VmError(f"far kit {method} {path}: {result.err[-1500:]}")
     return json.loads(result.out) if result.out.strip() else None

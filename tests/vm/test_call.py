@@ -57,7 +57,7 @@ def test_the_microphone_reaches_the_far_kit_and_the_camera_too(
     vm: VirtualKit, call: str
 ) -> None:
     vm.run(
-        "systemd-run --unit vm-mic-tone speaker-test -q -D plughw:Loopback,0,1 -t sine "
+        "systemd-run --unit vm-mic-tone speaker-test -D plughw:Loopback,0,1 -t sine "
         f"-f {MIC_TONE_HZ} -r 48000 -c 1 -F S16_LE >/dev/null"
     )
     try:
@@ -84,7 +84,7 @@ def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(
     vm: VirtualKit, call: str
 ) -> None:
     vm.run(
-        "systemd-run --unit vm-mic-tone2 speaker-test -q -D plughw:Loopback,0,1 -t sine "
+        "systemd-run --unit vm-mic-tone2 speaker-test -D plughw:Loopback,0,1 -t sine "
         f"-f {MIC_TONE_HZ} -r 48000 -c 1 -F S16_LE >/dev/null"
     )
     try:
