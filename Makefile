@@ -16,8 +16,11 @@ APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera \
             bluez bluez-alsa-utils libasound2-plugin-bluez
 # What the tests drive for real: a D-Bus daemon, headless Chromium, Janus, speech and sound
 # tools, systemd's analyzers, shellcheck, and the audio-processing libraries.
+# apt's numpy and scipy make the Bookworm venv test (tests/images/test_bookworm_venv.py);
+# meson, ninja and kms++'s build packages build the real pykms the display tests check with.
 APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig \
-            libwebrtc-audio-processing-dev procps
+            libwebrtc-audio-processing-dev procps python3-numpy python3-scipy \
+            meson ninja-build libfmt-dev libdrm-dev pybind11-dev
 # The virtual kit (tests/vm): Debian 12 built with mmdebstrap, booted by QEMU under TCG.
 APT_VM   := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs
 VENV_FLAGS := $(if $(IS_PI),--system-site-packages,)
@@ -53,8 +56,24 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e ".[hardware]"
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(BIN)/python $(VENV)/.apt-test
+# picamera2 is pure Python: the camera tests build their doubles from the real classes, at
+# the 0.3 release Raspberry Pi OS Bookworm ships as python3-picamera2. Without its
+# dependencies (simplejpeg, prctl, libcamera: Pi-only or compiled against apt's libraries;
+# the tests import it over stand-ins for them).
+PICAMERA2_VERSION := 0.3.31
+$(VENV)/.installed-test: pyproject.toml $(BIN)/python $(VENV)/.apt-test $(VENV)/kmsxx/.built
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "picamera2==$(PICAMERA2_VERSION)"
+	@touch $@
+
+# kms++ at the commit Raspberry Pi OS Bookworm packages (python3-kms++), built for the tests:
+# the pykms test double offers only what this real module has (tests/hal/real/kms.py).
+KMSXX_TARBALL ?= ../shared/vendor/kmsxx-9ae90ce.tar.gz
+$(VENV)/kmsxx/.built: $(VENV)/.apt-test
+	rm -rf $(VENV)/kmsxx && mkdir -p $(VENV)/kmsxx
+	tar -xzf $(KMSXX_TARBALL) -C $(VENV)/kmsxx --strip-components=1
+	cd $(VENV)/kmsxx && meson setup build -Dutils=false -Domap=disabled -Dpykms=enabled \
+	    >build.log 2>&1 && ninja -C build >>build.log 2>&1 || { cat build.log >&2; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.installed

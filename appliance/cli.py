@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
-from appliance.config import Config, ConfigError, load
+from appliance.config import Config, ConfigError, load_layers
 from appliance.logs import setup_logging
 
 
@@ -37,14 +37,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    if args.command in ("run", "server"):
+        from appliance.netguard import raise_nofile_limit
+
+        raise_nofile_limit()  # sockets: the servers' limits are per address, not this
     try:
-        config, file_layer = load(args.config)
+        loaded = load_layers(args.config)
     except ConfigError as err:
         print(f"callbox: bad config: {err}", file=sys.stderr)
         return 2
+    config = loaded.config
     try:
         if args.command == "run":
-            return asyncio.run(_run(config, file_layer))
+            return asyncio.run(_run(config, loaded.file_layer, loaded.overrides_problem))
         if args.command == "server":
             return asyncio.run(_server(config))
         return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
@@ -52,14 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _run(config: Config, file_layer: dict[str, Any]) -> int:
+async def _run(
+    config: Config, file_layer: dict[str, Any], overrides_problem: str | None = None
+) -> int:
     from appliance.calls import CallsError
     from appliance.daemon import Daemon, DaemonError
     from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 
     try:
-        await Daemon(config, base_layer=file_layer).run()
+        daemon = Daemon(config, base_layer=file_layer, config_problem=overrides_problem)
+        await daemon.run()
     except BackgroundTaskFailed as err:  # already logged with its traceback
         logging.getLogger("callbox").error("stopped: %s", err)
         return 1

@@ -6,12 +6,16 @@ Layers, later wins: package defaults, the config file (``/etc/callbox/callbox.to
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomli_w
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,8 +27,11 @@ from pydantic import (
 )
 
 from appliance.audio.settings import RoomAudioConfig
+from appliance.rest_layer import ASOUND_CONF, RestLayerError, check_rest_layer, defined_pcms
 from appliance.storage import atomic_write_text
 from hal.config import HalConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = Path("/etc/callbox/callbox.toml")
 OVERRIDES_FILE = "overrides.toml"
@@ -92,6 +99,17 @@ class TlsConfig(Section):
         return self
 
 
+LOCAL_ADDRESSES = ("127.0.0.1", "::1")
+
+
+class ApiLimits(Section):
+    """What one host on the LAN may ask of the REST API's socket."""
+
+    connections_per_address: int = Field(64, ge=1, le=100_000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))
+
+
 _FINGERPRINT = r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$"
 
 
@@ -109,6 +127,18 @@ class ServerLimits(Section):
     # Signed-in connections on the whole server, and sockets that have not said hello yet.
     connections: int = Field(5000, ge=1, le=1_000_000)
     unauthenticated: int = Field(1024, ge=1, le=100_000)
+    # Sockets not signed in yet from one address, and how many of all such sockets only
+    # addresses that have signed in before (kits reconnecting) may use: one host cannot
+    # take the sign-in slots of others (at most half of unauthenticated is reserved).
+    unauthenticated_per_address: int = Field(16, ge=1, le=100_000)
+    unauthenticated_reserved: int = Field(128, ge=0, le=100_000)
+    # TCP connections from one address (HTTP and WebSocket), and how long a connection has
+    # to send its first request's headers (slowloris).
+    connections_per_address: int = Field(64, ge=1, le=100_000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    # Addresses the per-address limits do not apply to: this machine (an embedded server's
+    # own kit and guest proxy). Set in the config file only.
+    exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))
 
 
 class ServerConfig(Section):
@@ -163,6 +193,7 @@ class ApiConfig(Section):
     listen: HostPort = "127.0.0.1:8080"
     token: str | None = Field(None, min_length=16, max_length=256)
     tls: TlsConfig = TlsConfig()  # https:// for the REST API and the web pages
+    limits: ApiLimits = ApiLimits()  # per-address connections, header deadline
 
     @field_validator("listen")
     @classmethod
@@ -262,60 +293,89 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError("file", f"not valid TOML: {err}", str(path)) from None
+    except OSError as err:
+        raise ConfigError("file", f"cannot be read: {err.strerror}", str(path)) from None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The effective config, the file layer below the REST overrides, and why the
+    overrides were left out (None when they loaded, or there were none)."""
+
+    config: Config
+    file_layer: dict[str, Any]
+    overrides_problem: str | None = None
 
 
 def load(path: Path | None = None) -> tuple[Config, dict[str, Any]]:
     """The effective config and the file layer it came from (without overrides)."""
+    loaded = load_layers(path)
+    return loaded.config, loaded.file_layer
+
+
+def load_layers(path: Path | None = None, *, asound_conf: Path = ASOUND_CONF) -> Loaded:
+    """The config file and, over it, the REST overrides; overrides that do not load are
+    set aside (the daemon starts without them and says so) rather than stopping it."""
     file_path = path or DEFAULT_CONFIG_FILE
     if path is not None and not path.exists():
         raise ConfigError("file", "no such file", str(path))
     file_data = read_toml(file_path)
     config = validate(file_data, str(file_path))
-    overrides = read_toml(config.state_dir / OVERRIDES_FILE)
+    overrides, problem = read_overrides(config.state_dir, file_data, asound_conf=asound_conf)
     if overrides:
-        config = validate(merge(file_data, overrides), str(config.state_dir / OVERRIDES_FILE))
-    return config, file_data
+        config = validate(merge(file_data, overrides))
+    return Loaded(config, file_data, problem)
+
+
+def read_overrides(
+    state_dir: Path, file_layer: dict[str, Any], *, asound_conf: Path = ASOUND_CONF
+) -> tuple[dict[str, Any], str | None]:
+    """The REST layer, checked: TOML, keys the REST API may set, device settings that
+    name devices, and a valid config over ``file_layer``. A file that fails is renamed
+    aside (``overrides.toml.rejected-<time>``) and ``({}, why)`` returned."""
+    path = state_dir / OVERRIDES_FILE
+    try:
+        overrides = read_toml(path)
+        if overrides:
+            check_rest_layer(overrides, defined_pcms(asound_conf))
+            validate(merge(file_layer, overrides), str(path))
+    except (ConfigError, RestLayerError) as err:
+        aside = path.with_name(f"{OVERRIDES_FILE}.rejected-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            path.rename(aside)
+            kept = f"kept as {aside.name}"
+        except OSError as exc:
+            kept = f"could not be set aside: {exc.strerror}"
+        problem = f"REST config overrides ignored: {err} ({kept})"
+        log.error("%s; running on the config file alone", problem)
+        return {}, problem
+    return overrides, None
 
 
 def to_toml(data: dict[str, Any]) -> str:
-    """Serialise plain config data (tables of str/int/float/bool/lists) as TOML."""
-    lines: list[str] = []
-
-    def scalar(value: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return repr(value)
-        if isinstance(value, str):
-            return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        if isinstance(value, list):
-            return "[" + ", ".join(scalar(v) for v in value) + "]"
-        if isinstance(value, dict):
-            return "{" + ", ".join(f"{_key(k)} = {scalar(v)}" for k, v in value.items()) + "}"
-        raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-    def table(prefix: str, data: dict[str, Any]) -> None:
-        plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
-        nested = {k: v for k, v in data.items() if k not in plain}
-        if plain and prefix:
-            lines.append(f"[{prefix}]")
-        for key, value in plain.items():
-            if value is not None:
-                lines.append(f"{_key(key)} = {scalar(value)}")
-        if plain and prefix:
-            lines.append("")
-        for key, value in nested.items():
-            table(f"{prefix}.{_key(key)}" if prefix else _key(key), value)
-
-    table("", data)
-    return "\n".join(lines).rstrip() + "\n"
+    """``data`` as TOML, read back and compared before anyone writes it: what cannot make
+    the round trip (a type TOML lacks) is a ConfigError, never a file that fails to load."""
+    plain = _without_none(data)
+    try:
+        text = tomli_w.dumps(plain)
+        same = tomllib.loads(text) == plain
+    except (TypeError, ValueError) as err:
+        raise ConfigError("config", f"cannot be written as TOML: {err}") from None
+    if not same:
+        raise ConfigError("config", "does not read back as written in TOML")
+    return text
 
 
-def _key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
+def _without_none(value: Any) -> Any:
+    """TOML has no null: a None value is an absent key."""
+    if isinstance(value, dict):
+        return {str(k): _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    return value
 
 
 def save_overrides(state_dir: Path, overrides: dict[str, Any]) -> None:
-    atomic_write_text(state_dir / OVERRIDES_FILE, to_toml(overrides))
+    atomic_write_text(state_dir / OVERRIDES_FILE, to_toml(overrides), mode=0o600)

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from appliance.api import ApiServer
 from appliance.calls import Calls, MediaOptions
-from appliance.config import Config, TlsConfig, split_hostport
+from appliance.config import Config, ConfigError, TlsConfig, split_hostport, validate
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
+from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
@@ -30,6 +31,9 @@ AUTH_TOKEN_FILE = "auth_token"
 # How long start-up waits for a session server on another machine before the kit starts
 # without it (and keeps reconnecting): a kit must come up even when the LAN server is down.
 SERVER_PATIENCE = 5.0
+# A freshly made API token is on the screen until it is first used, or this long.
+TOKEN_SHOWN_FOR = 300.0
+TOKEN_HINT = "API token: in the log of its first start (journalctl -u callbox), or rotate it"
 
 
 class DaemonError(Exception):
@@ -37,10 +41,25 @@ class DaemonError(Exception):
 
 
 class Daemon:
-    def __init__(self, config: Config, *, base_layer: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        base_layer: dict[str, Any] | None = None,
+        config_problem: str | None = None,
+        asound_conf: Path = ASOUND_CONF,
+    ) -> None:
         self.config = config
         # The config below the REST overrides (the file's data), for PATCH /api/v1/config.
         self._base_layer = base_layer
+        self._asound_conf = asound_conf
+        # What the operator must know (REST overrides that did not load, a REST-set
+        # address that could not be used): logged, on the screen and in the health reply.
+        self.warnings: list[str] = [config_problem] if config_problem else []
+        # The API token on the screen: shown until first used, or this long after it is made.
+        self.token_shown_for = TOKEN_SHOWN_FOR
+        self.shown_api_token: str | None = None
+        self._token_timer: asyncio.TimerHandle | None = None
         self.server: SessionServer | None = None
         self.hardware: Hardware | None = None
         self.calls: Calls | None = None
@@ -63,7 +82,7 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # tokens, keys
         if leftovers := discard_interrupted_writes(self.state_dir):
             log.warning("removed %d temp files of interrupted writes", len(leftovers))
         server_side = await self._tls(config.server.tls) if config.server.embedded else None
@@ -129,18 +148,74 @@ class Daemon:
             base_layer=self._base_layer,
             tls=api_tls,
             server_trust=trust,
+            warnings=self.warnings,
+            asound_conf=self._asound_conf,
         )
-        await self.api.start()
+        await self._start_api(self.api)
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
+        self.api.tokens.on_first_use.append(self._hide_token)
         log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
 
+    async def _start_api(self, api: ApiServer) -> None:
+        """Listen where the config says; if a REST-set ``api.listen`` cannot be used, where
+        the config file says, so a bad change over REST never leaves the kit without its API."""
+        try:
+            await api.start()
+        except OSError as err:
+            wanted = self.config.api.listen
+            file_listen = self._file_listen()
+            if file_listen is None or file_listen == wanted:
+                raise
+            problem = (
+                f"cannot listen on {wanted} (set over the REST API): {err.strerror or err}; "
+                f"listening on {file_listen} from the config file instead"
+            )
+            log.error("%s", problem)
+            self.warnings.append(problem)
+            await api.start(listen=file_listen)
+
+    def _file_listen(self) -> str | None:
+        """``api.listen`` as the config file (without REST overrides) says."""
+        if self._base_layer is None:
+            return None
+        try:
+            return validate(self._base_layer).api.listen
+        except ConfigError:
+            return None
+
     def _show_home(self, api_token: str | None) -> None:
-        """The idle screen: name, API address, and a freshly made API token."""
+        """The idle screen: name, API address, and a freshly made API token, shown until
+        it is first used or for ``token_shown_for`` seconds, then only where to find it."""
+        if self._token_timer is not None:
+            self._token_timer.cancel()
+            self._token_timer = None
+        if api_token is not None:
+            loop = asyncio.get_running_loop()
+            self._token_timer = loop.call_later(self.token_shown_for, self._hide_token)
+        self._paint_home(api_token)
+
+    def _hide_token(self) -> None:
+        if self._token_timer is not None:
+            self._token_timer.cancel()
+            self._token_timer = None
+        self._paint_home(None)
+
+    def _paint_home(self, api_token: str | None) -> None:
+        self.shown_api_token = api_token
         if self.compositor is not None:
             port = urlsplit(self.api.url).port if self.api is not None else None
             address = api_address(self.config.api.listen, port)
-            home = HomeInfo(self.config.kit.name, address, True, api_token, self.tls_fingerprint)
+            hint = None if api_token else TOKEN_HINT
+            home = HomeInfo(
+                self.config.kit.name,
+                address,
+                True,
+                api_token,
+                self.tls_fingerprint,
+                token_hint=hint,
+                warning=self.warnings[-1] if self.warnings else None,
+            )
             self.compositor.set_home(home)
 
     async def _tls(self, settings: TlsConfig) -> ServerTls | None:
@@ -230,6 +305,9 @@ class Daemon:
         supervisor.raise_if_failed()
 
     async def stop(self) -> None:
+        if self._token_timer is not None:
+            self._token_timer.cancel()
+            self._token_timer = None
         if self.api is not None:
             await self.api.stop()  # first: no request may act on what is closing below
         if self.kit is not None:

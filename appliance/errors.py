@@ -17,3 +17,22 @@ class CallboxError(Exception):
 
     def to_json(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+# Errors of a disk with no room left: ENOSPC, EDQUOT, and SQLite's SQLITE_FULL.
+_FULL_ERRNOS = frozenset({28, 122})  # errno.ENOSPC, errno.EDQUOT (Linux)
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return True
+    return type(exc).__name__ == "OperationalError" and "full" in str(exc).lower()
+
+
+def storage_error(exc: BaseException) -> CallboxError:
+    """What a client is told when the kit's storage failed: 507 if it is full."""
+    if is_storage_full(exc):
+        return CallboxError(
+            "storage-full", "the kit's storage is full: nothing was saved", status=507
+        )
+    return CallboxError("storage-failed", f"the kit could not save: {exc}", status=500)

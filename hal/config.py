@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Backend = Literal["auto", "real", "fake", "disabled"]
+
+# The Pi 4's H.264 encoder does at most 1080p30: 1920x1080 in 16x16 macroblocks, 30 a second.
+MAX_MACROBLOCK_RATE = 120 * 68 * 30
 
 
 class Section(BaseModel):
@@ -27,6 +30,17 @@ class CameraConfig(DeviceConfig):
     fake_colour: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     # What the fake cameras give: frames, or H.264 packets like a Pi 4's hardware encoder.
     fake_output: Literal["frames", "h264"] = "frames"
+
+    @model_validator(mode="after")
+    def _within_the_encoder(self) -> CameraConfig:
+        blocks = ((self.width + 15) // 16) * ((self.height + 15) // 16)
+        if blocks * self.fps > MAX_MACROBLOCK_RATE:
+            raise ValueError(
+                f"{self.width}x{self.height} at {self.fps} fps is more than the Pi 4's H.264 "
+                "encoder does (at most 1920x1080 at 30 fps, or as many pixels a second at a "
+                "smaller size): lower width, height or fps"
+            )
+        return self
 
 
 class AudioConfig(DeviceConfig):

@@ -20,7 +20,8 @@ Usage: images/build.sh [--work DIR] [--pi-gen DIR] [--docker] [--prepare-only]
   --prepare-only  set up pi-gen (config, stage, callbox source) and stop
 
 Environment (defaults in brackets):
-  PIGEN_REPO [https://github.com/RPi-Distro/pi-gen.git]  PIGEN_REF [arm64]
+  PIGEN_REPO [https://github.com/RPi-Distro/pi-gen.git]
+  PIGEN_REF [2026-06-18-raspios-bookworm-arm64: a Bookworm 64-bit release of pi-gen]
   IMG_NAME [callbox]  TARGET_HOSTNAME [callbox]  DEPLOY_COMPRESSION [xz]
   FIRST_USER_NAME [callbox-admin]  FIRST_USER_PASS [random; saved next to the build]
   ENABLE_SSH [0]  LOCALE_DEFAULT [en_GB.UTF-8]  KEYBOARD_KEYMAP [gb]
@@ -64,8 +65,10 @@ while [ $# -gt 0 ]; do
 done
 
 PIGEN_REPO=${PIGEN_REPO:-https://github.com/RPi-Distro/pi-gen.git}
-# pi-gen's arm64 branch builds the 64-bit images; set PIGEN_REF to a release tag to pin.
-PIGEN_REF=${PIGEN_REF:-arm64}
+# The image is Raspberry Pi OS Bookworm, 64-bit: pi-gen's release tag of the last Bookworm
+# arm64 image (the head of its bookworm-arm64 branch). Its arm64 branch builds trixie now.
+RELEASE=bookworm
+PIGEN_REF=${PIGEN_REF:-2026-06-18-raspios-bookworm-arm64}
 IMG_NAME=${IMG_NAME:-callbox}
 case "$IMG_NAME" in
 *[!A-Za-z0-9_.-]* | "") die "IMG_NAME=$IMG_NAME: letters, digits and _.- only" ;;
@@ -85,6 +88,14 @@ if [ -z "$PIGEN" ]; then
 	fi
 fi
 [ -d "$PIGEN/stage2" ] || die "$PIGEN does not look like pi-gen (no stage2/)"
+# A pi-gen for another Debian release would build a system the stage was not made for
+# (its packages, python3-picamera2 and numpy, are Bookworm's).
+# shellcheck disable=SC2016  # the pattern matches a literal ${RELEASE:-...}
+PIGEN_RELEASE=$(sed -n 's/^export RELEASE=\${RELEASE:-\([a-z]*\)}.*/\1/p' "$PIGEN/build.sh" 2>/dev/null || true)
+if [ "$PIGEN_RELEASE" != "$RELEASE" ]; then
+	die "$PIGEN builds ${PIGEN_RELEASE:-an unknown release}, not $RELEASE: use a $RELEASE ref of pi-gen (PIGEN_REF)"
+fi
+say "pi-gen builds $RELEASE"
 PIGEN=$(cd "$PIGEN" && pwd)
 case "$PIGEN" in
 *" "*) die "$PIGEN: pi-gen cannot build in a path with spaces" ;;
@@ -137,7 +148,7 @@ config_line() {
 	echo "# Written by callbox's images/build.sh."
 	config_line IMG_NAME "$IMG_NAME"
 	config_line PI_GEN_RELEASE "callbox"
-	config_line RELEASE bookworm
+	config_line RELEASE "$RELEASE"
 	config_line DEPLOY_COMPRESSION "${DEPLOY_COMPRESSION:-xz}"
 	config_line TARGET_HOSTNAME "${TARGET_HOSTNAME:-callbox}"
 	config_line FIRST_USER_NAME "$FIRST_USER_NAME"

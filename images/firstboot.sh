@@ -1,16 +1,21 @@
 #!/bin/bash
 # callbox first boot (installed as /usr/local/libexec/callbox-firstboot, run once by
 # callbox-firstboot.service): writes /etc/callbox/callbox.toml with this kit's identity
-# (from its hostname), a session-server admin key and a REST API token, then shows the
-# token and the kit's addresses on standard output (the unit sends it to the HDMI
-# screen) for --hold seconds. Does nothing if the config already exists.
+# (from its hostname), a session-server admin key and a REST API token, with TLS on for
+# the REST API and the session server (the daemon makes a self-signed certificate on its
+# first start and shows its SHA-256 fingerprint on the screen; --plain-http leaves TLS off,
+# for a trusted network only), then shows the token and the kit's addresses on standard
+# output (the unit sends it to the HDMI screen) for --hold seconds. Does nothing if the
+# config already exists.
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: callbox-firstboot [--root DIR] [--hold SECONDS]
+Usage: callbox-firstboot [--root DIR] [--hold SECONDS] [--plain-http]
   --root DIR      work on the system installed under DIR (default /)
   --hold SECONDS  keep the token on the screen this long before returning (default 0)
+  --plain-http    serve the REST API and the session server over plain HTTP on the LAN
+                  (default: HTTPS with the kit's self-signed certificate)
 EOF
 }
 
@@ -21,6 +26,7 @@ die() {
 
 ROOT=/
 HOLD=0
+TLS=true
 IMAGE_HOSTNAME=callbox # what images/build.sh gives every kit
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -33,6 +39,10 @@ while [ $# -gt 0 ]; do
 		[ $# -ge 2 ] || die "--hold needs a number of seconds"
 		HOLD=$2
 		shift 2
+		;;
+	--plain-http)
+		TLS=false
+		shift
 		;;
 	-h | --help)
 		usage
@@ -80,6 +90,11 @@ group_id=$(awk -F: '$1 == "callbox" { print $3 }' "$ROOT/etc/group" 2>/dev/null 
 
 api_token=$(secret)
 admin_key=$(secret)
+if [ "$TLS" = true ]; then
+	scheme=https
+else
+	scheme=http
+fi
 
 mkdir -p "$CONFIG_DIR"
 tmp=$(mktemp "$CONFIG_DIR/.callbox.toml.XXXXXX")
@@ -93,15 +108,25 @@ uid = "$uid"
 name = "$name"
 
 [server]
-# This kit hosts a session server other kits can use (they set server.url to it).
+# This kit hosts a session server other kits can use (they set server.url to it, and
+# server.fingerprint to the SHA-256 this kit's screen shows).
 embedded = true
 listen = "0.0.0.0:8090"
-url = "http://127.0.0.1:8090"
+url = "$scheme://127.0.0.1:8090"
 admin_key = "$admin_key"
+
+[server.tls]
+# https and wss with the certificate in /var/lib/callbox/tls/ (made on the first start;
+# its SHA-256 fingerprint is on the screen). enabled = false: plain HTTP on the LAN.
+enabled = $TLS
 
 [api]
 listen = "0.0.0.0:8080"
 token = "$api_token"
+
+[api.tls]
+# The web pages and REST API over https (a browser needs it for a guest's camera).
+enabled = $TLS
 
 [paths]
 # Where systemd's StateDirectory= is, so \`sudo callbox users add\` finds the same state.
@@ -125,12 +150,12 @@ cat <<EOF
 
   callbox kit "$name" is set up.
 
-  Web pages and REST API:   http://$hostname.local:8080/
+  Web pages and REST API:   $scheme://$hostname.local:8080/
 EOF
 for address in $addresses; do
 	case "$address" in
-	*:*) printf '                            http://[%s]:8080/\n' "$address" ;;
-	*) printf '                            http://%s:8080/\n' "$address" ;;
+	*:*) printf '                            %s://[%s]:8080/\n' "$scheme" "$address" ;;
+	*) printf '                            %s://%s:8080/\n' "$scheme" "$address" ;;
 	esac
 done
 cat <<EOF
@@ -139,9 +164,16 @@ cat <<EOF
 
       $api_token
 
-  Other kits can use this kit's session server: server.url = "http://$hostname.local:8090"
+  Other kits can use this kit's session server: server.url = "$scheme://$hostname.local:8090"
 
 EOF
+if [ "$TLS" = true ]; then
+	cat <<EOF
+  The certificate is this kit's own: check a browser's warning against the SHA-256
+  fingerprint the screen shows once the appliance has started.
+
+EOF
+fi
 if [ "$HOLD" -gt 0 ]; then
 	echo "  The appliance starts in $HOLD seconds."
 	sleep "$HOLD"

@@ -154,7 +154,16 @@ install_venv() {
 	say "building $VENV (system site packages) and installing callbox into it"
 	python3 -m venv --system-site-packages "$VENV"
 	"$VENV/bin/pip" install --quiet --upgrade pip
-	"$VENV/bin/pip" install --quiet --upgrade "$PREFIX/src[hardware]"
+	# apt's C extensions (picamera2's simplejpeg, among others) are built against apt's
+	# numpy: pip must keep it, never put another numpy in the venv over it. A dependency
+	# that needs a newer numpy then fails here, by name, instead of on the kit at start.
+	local constraints
+	constraints=$(mktemp)
+	"$VENV/bin/python" -c 'import importlib.metadata as m; print("numpy==" + m.version("numpy"))' \
+		>"$constraints" 2>/dev/null || true
+	"$VENV/bin/pip" install --quiet --upgrade --upgrade-strategy only-if-needed \
+		--constraint "$constraints" "$PREFIX/src[hardware]"
+	rm -f "$constraints"
 }
 
 install_files() {
@@ -163,6 +172,9 @@ install_files() {
 	for unit in callbox.service callbox-server.service callbox-firstboot.service; do
 		install -D -m 0644 "$SRC/systemd/$unit" "$R/etc/systemd/system/$unit"
 	done
+	# bluez-alsa with the headset profiles a kit needs (A2DP, HFP and HSP)
+	install -D -m 0644 "$SRC/systemd/bluealsa-callbox.conf" \
+		"$R/etc/systemd/system/bluealsa.service.d/callbox.conf"
 	install -D -m 0755 "$HERE/firstboot.sh" "$R/usr/local/libexec/callbox-firstboot"
 	install -D -m 0644 "$SRC/README.md" "$R/usr/share/doc/callbox/README.md"
 	install -d -m 0755 "$R/usr/local/bin"

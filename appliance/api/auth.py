@@ -42,6 +42,9 @@ class TokenStore:
         self._stored: str | None = None  # the generated token's hash, from the state dir
         self.fresh_token: str | None = None  # made on this start or by the last rotation
         self.on_new_token: list[Callable[[str], None]] = []
+        # Called once when a freshly made token is first presented (the screen hides it).
+        self.on_first_use: list[Callable[[], None]] = []
+        self._used = True
 
     @property
     def fixed(self) -> bool:
@@ -77,6 +80,7 @@ class TokenStore:
         await asyncio.to_thread(atomic_write_text, self._path, digest + "\n")
         self._stored = digest
         self.fresh_token = token
+        self._used = False
         for callback in list(self.on_new_token):
             try:
                 callback(token)
@@ -90,24 +94,46 @@ class TokenStore:
             return False
         return hmac.compare_digest(token_hash(token), expected)
 
-    def check_request(self, request: web.Request) -> None:
-        token = presented_token(request)
+    def check_request(self, request: web.Request, *, websocket: bool = False) -> None:
+        """Raises Unauthorized unless the request carries the token: in the Authorization
+        header, or (only for a WebSocket upgrade, as browsers cannot set headers there) as
+        the subprotocol ``bearer.<token>`` offered beside ``callbox``."""
+        token = presented_token(request, websocket=websocket)
         if token is None:
             raise Unauthorized("send Authorization: Bearer <token>")
         if not self.valid(token):
             raise Unauthorized("wrong API token")
+        if not self._used:
+            self._used = True
+            for callback in list(self.on_first_use):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("first-use callback failed")
 
 
-def presented_token(request: web.Request) -> str | None:
+def presented_token(request: web.Request, *, websocket: bool = False) -> str | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
+    if not (websocket and _is_upgrade(request)):
+        return None
     # A browser's WebSocket cannot set headers: it offers ["callbox", "bearer.<token>"].
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    for protocol in (p.strip() for p in offered.split(",")):
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    for protocol in offered:
         if protocol.startswith(BEARER_PROTOCOL_PREFIX):
+            if WEBSOCKET_PROTOCOL not in offered:
+                # aiohttp would log the offered protocols (the token with them) as not
+                # overlapping ours: refuse before the handshake instead.
+                raise Unauthorized(
+                    f"offer the subprotocol {WEBSOCKET_PROTOCOL!r} with the bearer token"
+                )
             return protocol.removeprefix(BEARER_PROTOCOL_PREFIX) or None
     return None
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.method == "GET" and "websocket" in request.headers.get("Upgrade", "").lower()
 
 
 def _read_hash(path: Path) -> str | None:

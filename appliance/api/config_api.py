@@ -3,14 +3,18 @@
 A PATCH is a JSON merge patch (RFC 7396) of the override layer: objects merge, values
 replace, ``null`` drops an override (the config file's value or the default returns). The
 result is validated as a whole with the same models as the config file; a refusal names
-the field and leaves ``overrides.toml`` byte-identical. Identity, paths and secrets live
-in the config file only, so the REST API never reads or writes them.
+the field and leaves ``overrides.toml`` byte-identical. Only the keys of
+``appliance.rest_layer.REST_KEYS`` may be set, device settings only to values that name a
+device; identity, paths, secrets and where secrets are sent live in the config file only.
+A new ``api.listen`` must be an address this machine can listen on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import errno
+import socket
 from dataclasses import replace
 from enum import Enum
 from typing import Any
@@ -22,28 +26,23 @@ from appliance.api import models as m
 from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, body_of
 from appliance.config import (
-    OVERRIDES_FILE,
     Config,
     ConfigError,
     merge,
-    read_toml,
+    read_overrides,
     save_overrides,
+    split_hostport,
     validate,
+)
+from appliance.errors import storage_error
+from appliance.rest_layer import (
+    RestLayerError,
+    check_rest_layer,
+    defined_pcms,
+    rest_may_set_within,
 )
 from hal.camera.base import VideoFormat
 
-# Not readable or writable through the API (dotted paths; a table hides all of it).
-HIDDEN = frozenset({"api.token", "server.admin_key", "server.auth_token"})
-# TLS files and how the server is trusted are the config file's too.
-READ_ONLY = HIDDEN | {
-    "kit.uid",
-    "paths",
-    "server.database",
-    "server.tls",
-    "server.ca_file",
-    "server.fingerprint",
-    "api.tls",
-}
 # What takes effect without a restart: now, or when the next call opens the devices.
 APPLIES_NOW = frozenset({"calls.auto_answer"})
 _NO_SECRETS = {"admin_key": None, "auth_token": None}
@@ -58,8 +57,8 @@ def _patch_model(model: type[BaseModel], prefix: str = "") -> type[BaseModel]:
     specs: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         dotted = f"{prefix}{name}"
-        if dotted in READ_ONLY:
-            continue
+        if not rest_may_set_within(dotted):
+            continue  # the config file's only (appliance.rest_layer.REST_KEYS)
         annotation: Any = info.annotation
         new_info = copy.copy(info)
         new_info.default = None
@@ -97,7 +96,6 @@ class ConfigApi:
     def __init__(self, context: ApiContext) -> None:
         self._ctx = context
         self._lock = asyncio.Lock()
-        self._path = context.config.state_dir / OVERRIDES_FILE
         self._running = context.config  # what the daemon runs with, after live changes
 
     def endpoints(self) -> list[Endpoint]:
@@ -123,24 +121,43 @@ class ConfigApi:
         ]
 
     async def get(self, request: web.Request) -> ConfigEnvelope:
-        overrides = await asyncio.to_thread(read_toml, self._path)
+        overrides = await self._read()
         return self._envelope(self._effective(overrides), overrides)
+
+    async def _read(self) -> dict[str, Any]:
+        """The REST layer as it is on disk (set aside if it no longer loads)."""
+        overrides, _ = await asyncio.to_thread(
+            read_overrides,
+            self._ctx.config.state_dir,
+            self._ctx.base_layer,
+            asound_conf=self._ctx.asound_conf,
+        )
+        return overrides
 
     async def patch(self, request: web.Request) -> ConfigEnvelope:
         # Validated against ConfigPatch; explicit nulls are kept, omitted fields are not.
         raw = _plain(body_of(request, ConfigPatch).model_dump(exclude_unset=True))
         async with self._lock:
-            old = await asyncio.to_thread(read_toml, self._path)
+            old = await self._read()
             overrides = merge_patch(old, raw)
             try:
+                defined = await asyncio.to_thread(defined_pcms, self._ctx.asound_conf)
+                check_rest_layer(overrides, defined)
                 config = self._effective(overrides)
-            except ConfigError as err:
+            except (ConfigError, RestLayerError) as err:
                 raise ApiError(
                     "invalid-field", f"{err.field}: {err.message}", status=422, field=err.field
                 ) from None
             before = self._effective(old).model_dump()
+            if config.api.listen != self._effective(old).api.listen:
+                await self._check_listen(config.api.listen)
             if overrides != old:
-                await asyncio.to_thread(save_overrides, self._ctx.config.state_dir, overrides)
+                try:
+                    await asyncio.to_thread(save_overrides, self._ctx.config.state_dir, overrides)
+                except ConfigError as err:
+                    raise ApiError("invalid-field", str(err), status=422, field=err.field) from None
+                except OSError as err:
+                    raise storage_error(err) from None
             self._apply(config)
         envelope = self._envelope(config, overrides)
         envelope.changes = [
@@ -149,8 +166,24 @@ class ConfigApi:
         ]
         return envelope
 
+    async def _check_listen(self, listen: str) -> None:
+        """Refuses an ``api.listen`` this machine cannot listen on (a port another program
+        holds, an address it does not have); the ports this daemon holds itself are free
+        once it restarts."""
+        host, port = split_hostport(listen)
+        if port == 0 or port in self._ctx.own_ports:
+            return
+        problem = await asyncio.to_thread(bind_problem, host, port)
+        if problem is not None:
+            raise ApiError(
+                "invalid-field",
+                f"api.listen: cannot listen on {listen}: {problem}",
+                status=422,
+                field="api.listen",
+            )
+
     def _effective(self, overrides: dict[str, Any]) -> Config:
-        return validate(merge(self._ctx.base_layer, overrides), OVERRIDES_FILE)
+        return validate(merge(self._ctx.base_layer, overrides), "overrides")
 
     def _apply(self, config: Config) -> None:
         """Put what can change without a restart into effect."""
@@ -264,3 +297,23 @@ def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     out = dict(data)
     out[head] = _set(out[head], rest, value) if rest else value
     return out
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why a listening socket on ``host:port`` cannot be made now, or None if it can."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as err:
+        return f"unknown address ({err})"
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return "the port is in use"
+            return err.strerror or str(err)
+    return None

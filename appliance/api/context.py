@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -12,6 +13,7 @@ from appliance.api.auth import TokenStore
 from appliance.calls import Calls, DisplayMode
 from appliance.config import Config
 from appliance.kit import KitController
+from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust
 from hal.registry import Hardware
@@ -46,3 +48,9 @@ class ApiContext:
     screen: Screen | None = None
     base_layer: dict[str, Any] = field(default_factory=dict)  # config below REST overrides
     server_trust: ClientTrust = True  # how server_url is checked when it is https
+    # Where PCM names the REST layer may use are defined (the system's asound.conf).
+    asound_conf: Path = ASOUND_CONF
+    # Ports this daemon listens on itself (a new api.listen may reuse them after a restart).
+    own_ports: set[int] = field(default_factory=set)
+    # What the operator should know: shown in GET /api/v1/health and on the screen.
+    warnings: list[str] = field(default_factory=list)

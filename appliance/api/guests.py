@@ -4,20 +4,28 @@ A person joins with a link (``/join/<code>``), not with the API token. The code 
 guest user on the session server and a call token for the invited session: the same
 credentials a kit uses, so the browser speaks the kits' signaling protocol unchanged.
 
+A guest is bound to the invited session: the session server lets it join that session
+and nothing else (no user list, no call log, no ringing, no tokens for other sessions), and
+its auth token ends when that session ends, or after ``GUEST_PASS_SECONDS``.
+
 The browser reaches the session server through ``/api/v1/signaling`` on this origin: one
 port to open, the page needs no second address, and it works when the session server
 listens on loopback while the API listens on the LAN. The proxy lets only guests made here
-through (it checks the first frame's ``hello``), so it exposes no more than the invites do.
+through (the first frame must be their ``hello``) and checks every later frame too: only
+what a call needs (join of the invited session, leave, signal, state, switch-to-video,
+ping) goes on; anything else is answered with an error and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -29,7 +37,7 @@ from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, body_of
 from appliance.calls import CallsError
 from appliance.calls.errors import no_active_session
-from appliance.errors import CallboxError
+from appliance.errors import CallboxError, is_storage_full, storage_error
 from appliance.server.errors import ServerError
 from appliance.signaling.client import ServerApi, SignalingError
 from appliance.signaling.messages import MAX_MESSAGE_BYTES
@@ -38,7 +46,9 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 10.0
 HEARTBEAT = 15.0
-GUEST_PASS_SECONDS = 24 * 3600  # how long a guest's auth token may use the proxy
+GUEST_PASS_SECONDS = 4 * 3600  # a guest's auth token lasts this long at most
+# What a guest's browser may send through the proxy after its hello.
+GUEST_MESSAGES = frozenset({"join", "leave", "signal", "state", "switch-to-video", "ping"})
 SIGNALING_PATH = "/api/v1/signaling"
 
 
@@ -47,6 +57,12 @@ class _Invite:
     session_id: str
     expires_at: float
     uses_left: int
+
+
+@dataclass
+class _Guest:
+    session_id: str
+    expires_at: float
 
 
 def _digest(secret: str) -> str:
@@ -58,7 +74,7 @@ class GuestsApi:
         self._ctx = context
         self._closing = closing
         self._invites: dict[str, _Invite] = {}  # by the code's hash
-        self._guests: dict[str, float] = {}  # guest auth token hash -> expiry
+        self._guests: dict[str, _Guest] = {}  # by the guest's auth token hash
         self._server_api = ServerApi(context.server_url, trust=context.server_trust)
         self._sockets: set[web.WebSocketResponse] = set()
         self._http: aiohttp.ClientSession | None = None
@@ -151,11 +167,17 @@ class GuestsApi:
             del self._invites[key]
         uid = f"guest-{secrets.token_hex(4)}"
         try:
-            auth_token = await self._create_user(uid, body.name)
+            auth_token = await self._create_user(uid, body.name, invite.session_id)
             call_token = await self._server_api.create_token(auth_token, invite.session_id)
-        except (SignalingError, ServerError, CallboxError, OSError) as err:
+        except (SignalingError, ServerError, CallboxError, OSError, sqlite3.Error) as err:
             invite.uses_left += 1  # the use was not spent: the link still works
             self._invites[key] = invite
+            if is_storage_full(err) or (
+                isinstance(err, SignalingError | ServerError) and err.code == "storage-full"
+            ):
+                raise storage_error(OSError(errno.ENOSPC, "no space left")) from None
+            if isinstance(err, sqlite3.Error):
+                raise storage_error(err) from None
             if isinstance(err, SignalingError | ServerError):
                 raise CallsError(err.code, err.message) from None
             if isinstance(err, OSError):
@@ -163,7 +185,9 @@ class GuestsApi:
                     "server-unreachable", f"the session server: {err}", status=503
                 ) from None
             raise
-        self._guests[_digest(auth_token)] = time.time() + GUEST_PASS_SECONDS
+        self._guests[_digest(auth_token)] = _Guest(
+            invite.session_id, time.time() + GUEST_PASS_SECONDS
+        )
         log.info("guest %s (%s) joins session %s", uid, body.name, invite.session_id)
         config = self._ctx.config
         return m.GuestPass(
@@ -176,25 +200,34 @@ class GuestsApi:
             signaling=SIGNALING_PATH,
         )
 
-    async def _create_user(self, uid: str, name: str) -> str:
+    async def _create_user(self, uid: str, name: str, session_id: str) -> str:
+        """A guest on the session server, bound to ``session_id``."""
         server = self._ctx.session_server
         if server is not None:
-            return await server.create_user(uid, name)
+            return await server.create_user(
+                uid, name, session_id=session_id, ttl=GUEST_PASS_SECONDS
+            )
         admin_key = self._ctx.config.server.admin_key
         if admin_key is None:
             raise CallsError("guests-unavailable", "no admin key for the session server")
-        return await self._server_api.add_user(admin_key, uid, name)
+        return await self._server_api.add_user(
+            admin_key, uid, name, session_id=session_id, ttl=GUEST_PASS_SECONDS
+        )
 
     def _prune(self) -> None:
         now = time.time()
         for key in [k for k, v in self._invites.items() if v.expires_at <= now]:
             del self._invites[key]
-        for key in [k for k, expiry in self._guests.items() if expiry <= now]:
+        for key in [k for k, guest in self._guests.items() if guest.expires_at <= now]:
             del self._guests[key]
 
+    def guest(self, auth_token: str) -> _Guest | None:
+        """The guest made here with this auth token, while it lasts."""
+        guest = self._guests.get(_digest(auth_token))
+        return guest if guest is not None and guest.expires_at > time.time() else None
+
     def is_guest(self, auth_token: str) -> bool:
-        expiry = self._guests.get(_digest(auth_token))
-        return expiry is not None and expiry > time.time()
+        return self.guest(auth_token) is not None
 
     # --- the signaling proxy -------------------------------------------------------------
 
@@ -205,16 +238,16 @@ class GuestsApi:
         await browser.prepare(request)
         self._sockets.add(browser)
         try:
-            hello = await self._hello(browser)
-            if hello is not None:
-                await self._relay(browser, hello)
+            greeting = await self._hello(browser)
+            if greeting is not None:
+                await self._relay(browser, *greeting)
         finally:
             self._sockets.discard(browser)
             await browser.close()
         return browser
 
-    async def _hello(self, browser: web.WebSocketResponse) -> str | None:
-        """The browser's first frame, if it is a hello from a guest made here."""
+    async def _hello(self, browser: web.WebSocketResponse) -> tuple[str, _Guest] | None:
+        """The browser's first frame and its guest, if it is a hello from a guest made here."""
         with contextlib.suppress(TimeoutError):
             frame = await browser.receive(timeout=HELLO_TIMEOUT)
             if frame.type == WSMsgType.TEXT:
@@ -225,8 +258,9 @@ class GuestsApi:
                 if not isinstance(hello, dict):
                     hello = {}
                 token = hello.get("auth_token")
-                if hello.get("type") == "hello" and isinstance(token, str) and self.is_guest(token):
-                    return str(frame.data)
+                guest = self.guest(token) if isinstance(token, str) else None
+                if hello.get("type") == "hello" and guest is not None:
+                    return str(frame.data), guest
                 request_id = hello.get("id")
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await browser.send_json(
@@ -240,7 +274,7 @@ class GuestsApi:
         await browser.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
         return None
 
-    async def _relay(self, browser: web.WebSocketResponse, hello: str) -> None:
+    async def _relay(self, browser: web.WebSocketResponse, hello: str, guest: _Guest) -> None:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         url = self._ctx.server_url.rstrip("/").replace("http", "ws", 1) + "/v1/ws"
@@ -254,7 +288,7 @@ class GuestsApi:
             return
         try:
             await server.send_str(hello)
-            upstream = asyncio.create_task(_forward(browser, server))
+            upstream = asyncio.create_task(_forward(browser, server, guest))
             downstream = asyncio.create_task(_forward(server, browser))
             stop = asyncio.create_task(self._closing.wait())
             await asyncio.wait({upstream, downstream, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -268,8 +302,44 @@ class GuestsApi:
 async def _forward(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    guest: _Guest | None = None,
 ) -> None:
+    """Relays text frames; from a guest's browser (``guest``), only what a call in its
+    session needs: anything else is answered with an error at the browser and dropped."""
     async for frame in source:
         if frame.type != WSMsgType.TEXT:
             return  # the protocol is JSON text; anything else ends the relay
+        if guest is not None:
+            refusal = _guest_refusal(frame.data, guest)
+            if refusal is not None:
+                await source.send_json(refusal)
+                continue
         await target.send_str(frame.data)
+
+
+def _guest_refusal(text: str, guest: _Guest) -> dict[str, object] | None:
+    """Why a guest's frame may not pass (as the protocol's error), or None if it may."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        message = None
+    if not isinstance(message, dict):
+        return _refusal(None, "bad-message", "expected a JSON object")
+    request_id = message.get("id")
+    kind = message.get("type")
+    if kind not in GUEST_MESSAGES:
+        return _refusal(request_id, "guest-forbidden", f"a guest may not send {kind!r}")
+    if kind == "join" and message.get("session_id") != guest.session_id:
+        return _refusal(
+            request_id, "guest-forbidden", "a guest may only join the session it was invited to"
+        )
+    return None
+
+
+def _refusal(request_id: object, code: str, message: str) -> dict[str, object]:
+    return {
+        "type": "error",
+        "id": request_id if isinstance(request_id, int) else None,
+        "code": code,
+        "message": message,
+    }

@@ -73,6 +73,11 @@ class Health(Reply):
         description="per device kind: real, fake, disabled, or missing (chosen but not there)"
     )
     session_server: SessionServerInfo
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the operator must know: REST config overrides that did not load "
+        "and were set aside, a REST-set address that could not be used",
+    )
 
 
 # --- the session -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from appliance.api.auth import TokenStore
 from appliance.api.models import ErrorBody, ErrorDetail
-from appliance.errors import CallboxError
+from appliance.errors import CallboxError, is_storage_full, storage_error
 from hal.errors import HardwareError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,11 @@ async def json_errors(
             raise
         code = (err.reason or "error").lower().replace(" ", "-")
         return error_response(code, err.reason or "error", err.status)
-    except Exception:
+    except Exception as err:
+        if is_storage_full(err):
+            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
+            full = storage_error(err)
+            return error_response(full.code, full.message, full.status)
         log.exception("%s %s failed", request.method, request.path)
         return error_response("internal", "internal error", 500)
 
@@ -161,7 +165,7 @@ def bind(endpoint: Endpoint, tokens: TokenStore) -> web.RouteDef:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if endpoint.auth:
-            tokens.check_request(request)
+            tokens.check_request(request, websocket=endpoint.websocket)
         values: dict[str, Any] = {}
         for spec in endpoint.params:
             source = request.match_info if spec.where == "path" else request.query

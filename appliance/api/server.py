@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -24,6 +25,8 @@ from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.kit import KitController
+from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
+from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust, ServerTls
 from hal.registry import Hardware
@@ -31,6 +34,7 @@ from hal.registry import Hardware
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 3.0
+KEEPALIVE_TIMEOUT = 15.0  # an idle kept-alive HTTP connection is closed after this
 
 
 class EndpointGroup(Protocol):
@@ -52,6 +56,8 @@ class ApiServer:
         base_layer: dict[str, Any] | None = None,
         tls: ServerTls | None = None,
         server_trust: ClientTrust = True,
+        warnings: list[str] | None = None,
+        asound_conf: Path = ASOUND_CONF,
     ) -> None:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
@@ -67,6 +73,8 @@ class ApiServer:
             screen=screen,
             base_layer=base_layer if base_layer is not None else config.model_dump(),
             server_trust=server_trust,
+            warnings=warnings if warnings is not None else [],
+            asound_conf=asound_conf,
         )
         self._closing = asyncio.Event()
         self.session = SessionApi(self.context, self._closing)
@@ -109,6 +117,7 @@ class ApiServer:
         self.app.add_routes(self._pages.routes())
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self.guard: ConnectionGuard | None = None
 
     @property
     def screen(self) -> Screen | None:
@@ -124,23 +133,41 @@ class ApiServer:
             raise RuntimeError("the API is not running")
         return self._url
 
-    async def start(self) -> None:
-        """Load (or make) the token and listen. Raises OSError if the address is taken."""
+    async def start(self, listen: str | None = None) -> None:
+        """Load (or make) the token and listen on ``listen`` (default: ``[api] listen``).
+        Raises OSError if the address is taken."""
         if self._runner is not None:
             return
         await self.tokens.load()
         await self._pages.load()
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            logger=quiet_protocol_errors(),
+        )
         await runner.setup()
-        host, port = split_hostport(self.context.config.api.listen)
+        host, port = split_hostport(listen or self.context.config.api.listen)
+        limits = self.context.config.api.limits
+        self.guard = ConnectionGuard(
+            "REST API",
+            per_address=limits.connections_per_address,
+            header_timeout=limits.header_timeout,
+            exempt=frozenset(limits.exempt_addresses),
+        )
+        guard_loop(asyncio.get_running_loop())
         try:
             ssl_context = self.tls.context if self.tls is not None else None
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+            await GuardedSite(runner, host, port, self.guard, ssl_context=ssl_context).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         bound = runner.addresses[0]
+        self.context.own_ports.add(bound[1])
+        if self.context.session_server is not None:
+            self.context.own_ports.add(self.context.session_server.port)
         shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         scheme = "https" if self.tls is not None else "http"
         self._url = f"{scheme}://{f'[{shown}]' if ':' in shown else shown}:{bound[1]}"

@@ -110,6 +110,7 @@ class SessionApi:
                 embedded=ctx.session_server is not None,
                 connected=ctx.calls.connected,
             ),
+            warnings=list(ctx.warnings),
         )
 
     def view(self) -> m.SessionView:

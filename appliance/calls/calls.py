@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,8 +79,10 @@ class Calls:
         options: MediaOptions | None = None,
         view: View | None = None,
         server_trust: ClientTrust = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.uid = uid
+        self._sleep = sleep  # the reconnect schedule's clock (tests pass one that records)
         self.name = uid
         self.hardware = hardware
         self.options = options or MediaOptions()
@@ -151,7 +154,7 @@ class Calls:
                 if loop.time() + delay > deadline:
                     log.warning("%s: %s; will keep trying", self.uid, err.message)
                     break
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
         if self._reconnect_task is None and not self._closing:
             self._reconnect_task = asyncio.create_task(self._reconnect(), name="reconnect")
@@ -185,7 +188,7 @@ class Calls:
         delay = RECONNECT_FIRST
         try:
             while not self._closing:
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                await self._sleep(delay * random.uniform(0.8, 1.2))
                 try:
                     await self._client.connect()
                 except (SignalingError, OSError, TimeoutError) as err:

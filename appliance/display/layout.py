@@ -240,8 +240,12 @@ def _home(b: _Builder, scene: Scene) -> None:
         b.text(0.41, 36, "Ready for calls", dot=theme.GREEN)
     else:
         b.text(0.41, 36, "Connecting to the session server…", dot=theme.AMBER)
+    if home.warning:
+        b.text(0.08, 24, home.warning[:120], colour=theme.AMBER)
     if home.api_token:
         b.text(0.5, 28, f"API token: {home.api_token}", colour=theme.AMBER)
+    elif home.token_hint:
+        b.text(0.5, 24, home.token_hint, colour=theme.SOFT_TEXT)
     if home.tls_fingerprint:
         b.text(0.545, 20, f"TLS SHA-256 {home.tls_fingerprint}", colour=theme.SOFT_TEXT)
     b.text(0.59, 28, "Incoming calls ring here: MUTE answers, END declines", colour=theme.SOFT_TEXT)

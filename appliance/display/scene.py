@@ -47,6 +47,10 @@ class HomeInfo:
     ready: bool
     api_token: str | None = None
     tls_fingerprint: str | None = None
+    # Where to find the API token once it is no longer shown (None: say nothing).
+    token_hint: str | None = None
+    # A problem the operator must fix (REST config overrides that did not load...).
+    warning: str | None = None
 
 
 @dataclass(frozen=True)

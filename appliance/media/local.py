@@ -23,6 +23,7 @@ from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from appliance.audio.engines import Processed
+from appliance.media.h264_levels import level_needed
 from appliance.media.levels import LevelMeter
 from appliance.media.outgoing import OutgoingVideo
 from appliance.media.tracks import PushTrack
@@ -131,6 +132,7 @@ class LocalMedia:
         self._video_tracks = [t for t in self._video_tracks if t.readyState == "live"]
         track = OutgoingVideo(self.request_keyframe)
         track.set_camera_packets(self._camera_packets)
+        track.set_stream_level(self._stream_level())
         self._video_tracks.append(track)
         return track
 
@@ -217,6 +219,7 @@ class LocalMedia:
                 try:
                     await camera.open(self._fmt)
                     self._set_camera_packets(camera.info.output == "h264")
+                    self._set_stream_level()
                     if self._camera_packets:
                         if not isinstance(camera, EncodingCamera):
                             raise CameraError("camera", f"{camera.info.id} has no preview frames")
@@ -267,6 +270,17 @@ class LocalMedia:
             self._view.show_video(LOCAL, frame)
         for track in self._video_tracks:
             track.push_frame(frame)
+
+    def _stream_level(self) -> int | None:
+        fmt = self._fmt
+        if not self._camera_packets:
+            return None
+        return level_needed(fmt.width, fmt.height, fmt.fps)
+
+    def _set_stream_level(self) -> None:
+        level = self._stream_level()
+        for track in self._video_tracks:
+            track.set_stream_level(level)
 
     def _set_camera_packets(self, packets: bool) -> None:
         self._camera_packets = packets

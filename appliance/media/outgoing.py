@@ -6,6 +6,11 @@ A peer that negotiated H.264 gets the packets untouched (aiortc packs pre-encode
 without decoding or re-encoding); a peer on another codec gets the frames. Which one a peer
 gets is decided when its sender starts (the negotiated codec) and again whenever the camera
 in use changes (switching to a USB camera that gives frames only).
+
+H.264 levels (``h264_levels``): packets pass through only when the camera's mode fits the
+level the peer declared it can receive; their SPS then says the level the mode needs, not
+the encoder's 4.0, when the peer declared less. A mode beyond the peer's level goes as
+frames.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
+
+from appliance.media.h264_levels import declared_level, relabel_sps, sps_level
 
 H264 = "video/h264"
 FRAME_QUEUE = 2  # frames: the newest matter, older ones are dropped
@@ -41,6 +48,8 @@ class OutgoingVideo(MediaStreamTrack):
         self._request_keyframe = request_keyframe
         self._codec: str | None = None  # the sender's codec, once it has started
         self._camera_packets = False  # the camera in use gives H.264 packets
+        self._peer_level: int | None = None  # the H.264 level the peer can receive
+        self._stream_level: int | None = None  # the level the camera's mode needs
         self._queue: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._awaiting_keyframe = True
@@ -54,13 +63,27 @@ class OutgoingVideo(MediaStreamTrack):
 
     @property
     def passes_packets(self) -> bool:
-        return self._codec == H264 and self._camera_packets
+        return self._codec == H264 and self._camera_packets and self.level_fits
+
+    @property
+    def level_fits(self) -> bool:
+        """The camera's mode is within the H.264 level the peer declared (unknown: yes)."""
+        peer, stream = self._peer_level, self._stream_level
+        return peer is None or stream is None or stream <= peer
 
     # --- told by the peer and the camera pump ---------------------------------------------
 
     def use_codec(self, mime_type: str) -> None:
         """The sender starts with this codec ("video/H264", "video/VP8")."""
         self._changing(lambda: setattr(self, "_codec", mime_type.lower()))
+
+    def set_peer_level(self, level: int | None) -> None:
+        """The H.264 level the peer's SDP declared it can receive."""
+        self._changing(lambda: setattr(self, "_peer_level", level))
+
+    def set_stream_level(self, level: int | None) -> None:
+        """The H.264 level the camera's mode needs."""
+        self._changing(lambda: setattr(self, "_stream_level", level))
 
     def set_camera_packets(self, packets: bool) -> None:
         """The camera now in use gives H.264 packets (True) or frames (False)."""
@@ -107,8 +130,24 @@ class OutgoingVideo(MediaStreamTrack):
             self._awaiting_keyframe = True
             self._ask_for_keyframe()
             return
-        self._queue.append(packet)
+        self._queue.append(self._within_level(packet))
         self._wake()
+
+    def _within_level(self, packet: av.Packet[Any]) -> av.Packet[Any]:
+        """The packet, with its SPS relabelled at the mode's level when the encoder's is
+        above what the peer declared (the packet is shared with other peers: a copy)."""
+        peer = self._peer_level
+        if peer is None or not packet.is_keyframe:
+            return packet
+        data = bytes(packet)
+        level = sps_level(data)
+        if level is None or level <= peer:
+            return packet
+        relabelled = av.Packet(relabel_sps(data, self._stream_level or peer))
+        relabelled.pts, relabelled.dts = packet.pts, packet.dts
+        relabelled.time_base = packet.time_base
+        relabelled.is_keyframe = True
+        return relabelled
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -141,17 +180,23 @@ class OutgoingVideo(MediaStreamTrack):
             self._wake()
 
 
-def follow_sender(sender: Any, track: OutgoingVideo) -> None:
+def follow_sender(
+    sender: Any, track: OutgoingVideo, remote_sdp: Callable[[], str | None] = lambda: None
+) -> None:
     """Tell ``track`` the codec ``sender`` (an aiortc RTCRtpSender) starts with (the first
-    of the negotiated codecs, which aiortc's sender uses) and every key frame request
-    (PLI/FIR) the peer sends: aiortc answers those by flagging its own encoder, which
-    pre-encoded packets bypass. Call it for each sender an OutgoingVideo is given to."""
+    of the negotiated codecs, which aiortc's sender uses), the H.264 level the peer declared
+    for it in its SDP (``remote_sdp``), and every key frame request (PLI/FIR) the peer
+    sends: aiortc answers those by flagging its own encoder, which pre-encoded packets
+    bypass. Call it for each sender an OutgoingVideo is given to."""
     start = sender.send
     send_keyframe = sender._send_keyframe
 
     async def send(parameters: Any) -> None:
         if parameters.codecs:
-            track.use_codec(parameters.codecs[0].mimeType)
+            codec = parameters.codecs[0]
+            if codec.mimeType.lower() == H264:
+                track.set_peer_level(declared_level(remote_sdp(), codec.payloadType))
+            track.use_codec(codec.mimeType)
         await start(parameters)
 
     def keyframe_requested() -> None:

@@ -41,6 +41,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import follow_sender
 from appliance.signaling.messages import Candidate, Description
@@ -277,7 +278,7 @@ class Peer:
         track = self._local.video_track()
         transceiver = pc.addTransceiver(track, direction="sendrecv")
         self._prefer_codec(transceiver)
-        follow_sender(transceiver.sender, track)
+        follow_sender(transceiver.sender, track, _remote_sdp(pc))
 
     def _prefer_codec(self, transceiver: object) -> None:
         codecs = RTCRtpSender.getCapabilities("video").codecs
@@ -335,7 +336,7 @@ class Peer:
                 track = self._local.video_track()
                 transceiver.sender.replaceTrack(track)
                 self._prefer_codec(transceiver)
-                follow_sender(transceiver.sender, track)
+                follow_sender(transceiver.sender, track, _remote_sdp(pc))
             transceiver.direction = "sendrecv"
         await pc.setLocalDescription(await pc.createAnswer())
         await self._send_local_description(pc)
@@ -381,9 +382,10 @@ class Peer:
 
     async def _send_local_description(self, pc: RTCPeerConnection) -> None:
         local = pc.localDescription
-        await self._send(
-            Description(type=local.type, sdp=local.sdp, generation=self.generation), None
-        )
+        # A kit decodes any H.264 level: it declares at least the Pi camera's 4.0, so
+        # another kit sends its camera's stream as it is.
+        sdp = declare_level(local.sdp, KIT_LEVEL)
+        await self._send(Description(type=local.type, sdp=sdp, generation=self.generation), None)
 
 
 def _attempt_timeout() -> float:
@@ -418,3 +420,11 @@ async def _retire(pc: RTCPeerConnection) -> None:
         await pc.close()
     for track in tracks:
         track.stop()
+
+
+def _remote_sdp(pc: RTCPeerConnection) -> Callable[[], str | None]:
+    def remote() -> str | None:
+        description = pc.remoteDescription
+        return description.sdp if description is not None else None
+
+    return remote

@@ -54,6 +54,9 @@ class Recorder:
         remote_video: RemoteVideo,
         on_failure: Callable[[Recorder, Exception], None],
         frame_source: FrameSource | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sync: Callable[[int], None] = os.fsync,
     ) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.path = directory / f"{stamp}-{_safe(session_id)}.mkv"
@@ -71,6 +74,9 @@ class Recorder:
         self._failed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._file: Any = None  # the raw file under the container, for fsync
+        # The periodic sync's clock and the sync itself (tests pass ones that record).
+        self._monotonic = monotonic
+        self._sync = sync
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -167,12 +173,12 @@ class Recorder:
     def _write(self, container: av.container.OutputContainer) -> None:
         video, audio = container.streams.video[0], container.streams.audio[0]
         last_video_pts = -1
-        synced_at = time.monotonic()
+        synced_at = self._monotonic()
         try:
             while (item := self._queue.get()) is not None:
-                if time.monotonic() - synced_at >= SYNC_SECONDS:
-                    os.fsync(self._file.fileno())
-                    synced_at = time.monotonic()
+                if (now := self._monotonic()) - synced_at >= SYNC_SECONDS:
+                    self._sync(self._file.fileno())
+                    synced_at = now
                 kind, payload, pts = item
                 if kind == "audio":
                     frame = av.AudioFrame.from_ndarray(
@@ -199,7 +205,7 @@ class Recorder:
             with contextlib.suppress(Exception):
                 container.close()
             with contextlib.suppress(OSError):
-                os.fsync(self._file.fileno())
+                self._sync(self._file.fileno())
             self._file.close()
 
 

@@ -34,8 +34,11 @@ class AudioRouter:
         outputs: dict[Route, AudioOutput],
         on_modes_changed: Callable[[list[Route]], None],
         on_route_changed: Callable[[Route], None],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._outputs = outputs
+        self._sleep = sleep  # the retry schedule's clock (tests pass one that records)
         self._on_modes_changed = on_modes_changed
         self._on_route_changed = on_route_changed
         self._failed: set[Route] = set()
@@ -152,7 +155,7 @@ class AudioRouter:
         delay = RETRY_FIRST
         try:
             while route in self._failed:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 delay = min(2 * delay, RETRY_MAX)
                 if route not in self._failed:
                     break

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
+from appliance.errors import is_storage_full
 from appliance.server.errors import ServerError
 from appliance.server.store import User
 from appliance.signaling.messages import SessionId, Uid
@@ -39,6 +40,9 @@ class NewUser(BaseModel):
     uid: Uid
     name: str = Field(min_length=1, max_length=64)
     avatar: str | None = Field(default=None, max_length=2048)
+    # A guest: bound to this session; its token ends with the session or after ttl seconds.
+    session_id: SessionId | None = None
+    ttl: float | None = Field(default=None, ge=10, le=7 * 24 * 3600)
 
 
 class TokenRequest(BaseModel):
@@ -62,7 +66,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         code = err.reason.lower().replace(" ", "-")  # "Not Found" -> "not-found"
         return error_response(code, err.reason, err.status)
-    except Exception:
+    except Exception as err:
+        if is_storage_full(err):
+            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
+            return error_response("storage-full", "the server's storage is full", 507)
         log.exception("%s %s failed", request.method, request.path)
         return error_response("internal", "internal error", 500)
 
@@ -88,13 +95,15 @@ class HttpApi:
         if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
             raise ServerError("forbidden", "creating users needs the admin key", status=403)
         body = await _body(request, NewUser)
-        token = await self._server.create_user(body.uid, body.name, body.avatar)
+        token = await self._server.create_user(
+            body.uid, body.name, body.avatar, session_id=body.session_id, ttl=body.ttl
+        )
         return web.json_response(
             {"uid": body.uid, "name": body.name, "auth_token": token}, status=201
         )
 
     async def users(self, request: web.Request) -> web.Response:
-        await self._user(request)
+        _not_a_guest(await self._user(request), "list users")
         connections = self._server.connections
         users = [
             {"uid": u.uid, "name": u.name, "avatar": u.avatar, "online": connections.online(u.uid)}
@@ -105,7 +114,13 @@ class HttpApi:
     async def create_token(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         body = await _body(request, TokenRequest)
-        issued = self._server.tokens.issue(user.uid, body.session_id)
+        if user.is_guest and body.session_id != user.session_id:
+            raise ServerError(
+                "guest-forbidden",
+                "a guest may only join the session it was invited to",
+                status=403,
+            )
+        issued = self._server.tokens.issue(user.uid, body.session_id, until=user.expires_at)
         return web.json_response(
             {
                 "token": issued.token,
@@ -116,7 +131,7 @@ class HttpApi:
         )
 
     async def calls(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
+        user = _not_a_guest(await self._user(request), "read the call log")
         limit = _limit(request.query.get("limit"))
         calls = await self._server.store.calls_of(user.uid, limit)
         return web.json_response({"calls": [call.model_dump(mode="json") for call in calls]})
@@ -126,6 +141,12 @@ class HttpApi:
         if user is None:
             raise ServerError("unauthorized", "unknown auth token", status=401)
         return user
+
+
+def _not_a_guest(user: User, what: str) -> User:
+    if user.is_guest:
+        raise ServerError("guest-forbidden", f"a guest may not {what}", status=403)
+    return user
 
 
 def _bearer(request: web.Request) -> str:
@@ -160,7 +181,11 @@ def _describe(err: ValidationError) -> str:
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_CALLS_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CALLS_LIMIT:
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > 6
+        or not 1 <= int(value) <= MAX_CALLS_LIMIT
+    ):
         raise ServerError(
             "bad-request", f"limit: expected a whole number from 1 to {MAX_CALLS_LIMIT}", status=422
         )

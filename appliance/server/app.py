@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from appliance.config import ServerConfig, split_hostport
+from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
 from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
@@ -26,13 +28,17 @@ from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens, new_secret
 from appliance.server.websocket import SignalingEndpoint
+from appliance.signaling.messages import Error
 from appliance.storage import atomic_write_text
 from appliance.tls import ServerTls
 
 log = logging.getLogger(__name__)
 
 ADMIN_KEY_FILE = "admin.key"
+# How long a guest's auth token lasts at most, when the session it was invited to goes on.
+GUEST_TTL = 4 * 3600.0
 SHUTDOWN_TIMEOUT = 5.0
+KEEPALIVE_TIMEOUT = 15.0  # an idle kept-alive HTTP connection is closed after this
 
 
 class SessionServer:
@@ -76,12 +82,21 @@ class SessionServer:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._admin_key: str | None = None
+        self.guard: ConnectionGuard | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
         if self._url is None:
             raise RuntimeError("the session server is not running")
         return self._url
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (after start)."""
+        if self._runner is None:
+            raise RuntimeError("the session server is not running")
+        return int(self._runner.addresses[0][1])
 
     @property
     def admin_key(self) -> str:
@@ -99,14 +114,34 @@ class SessionServer:
                 self.janus.use_secret(await self.store.meta("janus_secret", new_secret))
             self._admin_key = self.config.admin_key or await self._generated_admin_key()
             self.tokens.load_session_ends(await self.store.session_ends_since(self.tokens.horizon))
+            # Guests whose sessions ended while the server was down go now; so do expired.
+            ended = await self.store.remove_guests(now=time.time())
+            for session_id in self.tokens.ended_sessions():
+                ended += await self.store.remove_guests(session_id=session_id, now=time.time())
+            if ended:
+                log.info("removed %d guests of ended sessions", len(ended))
             if closed := await self.store.close_interrupted_calls(time.time()):
                 log.info("closed %d calls interrupted by the last shutdown", closed)
-            runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+            limits = self.config.limits
+            runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT,
+                keepalive_timeout=KEEPALIVE_TIMEOUT,
+                logger=quiet_protocol_errors(),
+            )
             await runner.setup()
             host, port = split_hostport(self.config.listen)
+            guard = ConnectionGuard(
+                "session server",
+                per_address=limits.connections_per_address,
+                header_timeout=limits.header_timeout,
+                exempt=frozenset(limits.exempt_addresses),
+            )
+            guard_loop(asyncio.get_running_loop())
             try:
                 ssl_context = self.tls.context if self.tls is not None else None
-                await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+                await GuardedSite(runner, host, port, guard, ssl_context=ssl_context).start()
             except BaseException:
                 await runner.cleanup()
                 raise
@@ -114,6 +149,7 @@ class SessionServer:
             await self.store.close()
             raise
         self._runner = runner
+        self.guard = guard
         bound_port = runner.addresses[0][1]
         scheme = "https" if self.tls is not None else "http"
         self._url = f"{scheme}://{_reachable_host(host)}:{bound_port}"
@@ -125,6 +161,8 @@ class SessionServer:
             return
         await self._signaling.close_all()
         await runner.cleanup()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         self.ringing.close()
         self.rooms.close()
         if self.janus is not None:
@@ -133,16 +171,31 @@ class SessionServer:
         self._url = None
         log.info("session server stopped")
 
-    async def create_user(self, uid: str, name: str, avatar: str | None = None) -> str:
-        """Creates a user and returns its auth token (only its hash is kept)."""
+    async def create_user(
+        self,
+        uid: str,
+        name: str,
+        avatar: str | None = None,
+        *,
+        session_id: str | None = None,
+        ttl: float | None = None,
+    ) -> str:
+        """Creates a user and returns its auth token (only its hash is kept). With
+        ``session_id``, a guest: it may join that session and nothing else, and its token
+        ends when the session does or after ``ttl`` seconds (default GUEST_TTL)."""
         try:
-            user = NewUser(uid=uid, name=name, avatar=avatar)
+            user = NewUser(uid=uid, name=name, avatar=avatar, session_id=session_id, ttl=ttl)
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
             raise ServerError("bad-request", f"{field}: {first['msg']}", status=422) from None
         token = secrets.token_urlsafe(32)
-        await self.store.add_user(User(user.uid, user.name, user.avatar), token)
+        expires_at = None
+        if user.session_id is not None:
+            expires_at = time.time() + (user.ttl or GUEST_TTL)
+        await self.store.add_user(
+            User(user.uid, user.name, user.avatar, user.session_id, expires_at), token
+        )
         return token
 
     async def rotate_auth_token(self, uid: str) -> str:
@@ -153,11 +206,36 @@ class SessionServer:
         return token
 
     def _session_over(self, session_id: str, ended_at: float) -> None:
+        self._drop_guests(session_id)
         self.tokens.session_ended(session_id, ended_at)
         self.store.record_session_end(session_id, ended_at)
         self.ringing.session_over(session_id, ended_at)
         if self.janus is not None:
             self.janus.session_over(session_id)
+
+    def _drop_guests(self, session_id: str | None) -> None:
+        """The guests of a session that ended (and any expired) lose their credentials
+        and their connections."""
+        task = asyncio.get_running_loop().create_task(self._remove_guests(session_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remove_guests(self, session_id: str | None) -> None:
+        try:
+            uids = await self.store.remove_guests(session_id=session_id, now=time.time())
+        except (RuntimeError, sqlite3.Error) as err:
+            log.warning("could not remove the guests of %s: %s", session_id, err)
+            return
+        for uid in uids:
+            for connection in self.connections.of(uid):
+                self.connections.remove(connection)
+                connection.close_after(
+                    Error(code="guest-expired", message="the session you were invited to ended"),
+                    WSCloseCode.POLICY_VIOLATION,
+                    b"guest expired",
+                )
+        if uids:
+            log.info("removed %d guests (session %s over or expired)", len(uids), session_id)
 
     def _member_left(self, session_id: str, uid: str) -> None:
         if self.janus is not None:

@@ -57,7 +57,12 @@ class Connection:
             return
         text = dump(message)
         if len(self._outbox) >= MAX_OUTBOX or self._outbox_bytes + len(text) > MAX_OUTBOX_BYTES:
-            log.warning("%r is not reading its messages; closing it", self)
+            log.warning(
+                "%r is not reading its messages (%d queued, %d bytes); closing it",
+                self,
+                len(self._outbox),
+                self._outbox_bytes,
+            )
             self._overflowed = True
             self._outbox.clear()
             self._outbox_bytes = 0

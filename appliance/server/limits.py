@@ -61,3 +61,50 @@ class RateLimit:
         if not self._strikes.take():
             self.abusive = True
         return False
+
+
+KNOWN_ADDRESSES = 4096  # addresses remembered as having signed in (most recent kept)
+
+
+class SignInSlots:
+    """The sockets that have not said hello yet (``unauthenticated`` of them at most): at
+    most ``unauthenticated_per_address`` from one address, and the last
+    ``unauthenticated_reserved`` free slots only for addresses that signed in before (kits
+    reconnecting) or are exempt, so one host, or a few, cannot keep the kits out."""
+
+    def __init__(self, limits: ServerLimits) -> None:
+        self._limits = limits
+        self._exempt = frozenset(limits.exempt_addresses)
+        self._open: dict[str, int] = {}
+        self._known: dict[str, None] = {}  # insertion order: least recent first
+        self.total = 0
+
+    def take(self, address: str) -> str | None:
+        """Takes a slot for a socket from ``address``; or says why there is none."""
+        limits = self._limits
+        trusted = address in self._exempt or address in self._known
+        if address not in self._exempt and (
+            self._open.get(address, 0) >= limits.unauthenticated_per_address
+        ):
+            return "too many connections from your address are signing in"
+        free = limits.unauthenticated - self.total
+        reserved = min(limits.unauthenticated_reserved, limits.unauthenticated // 2)
+        if free <= 0 or (free <= reserved and not trusted):
+            return "too many connections are signing in; try again shortly"
+        self._open[address] = self._open.get(address, 0) + 1
+        self.total += 1
+        return None
+
+    def give_back(self, address: str) -> None:
+        left = self._open.get(address, 0) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
+        self.total -= 1
+
+    def signed_in(self, address: str) -> None:
+        self._known.pop(address, None)
+        self._known[address] = None
+        while len(self._known) > KNOWN_ADDRESSES:
+            del self._known[next(iter(self._known))]

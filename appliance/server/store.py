@@ -8,8 +8,10 @@ order they were submitted: a read submitted after a write sees that write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2: guests (users bound to one session, with an expiry).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -36,7 +39,9 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT NOT NULL,
     avatar TEXT,
     token_sha256 TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    session_id TEXT,
+    expires_at REAL
 );
 CREATE TABLE IF NOT EXISTS calls (
     session_id TEXT PRIMARY KEY,
@@ -73,6 +78,16 @@ class User:
     uid: str
     name: str
     avatar: str | None = None
+    # A guest: may join this session only, and only until expires_at (or the session ends).
+    session_id: str | None = None
+    expires_at: float | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        return self.session_id is not None
+
+
+_USER_COLUMNS = "uid, name, avatar, session_id, expires_at"
 
 
 class Store:
@@ -121,11 +136,16 @@ class Store:
     def _connect(self) -> None:
         if (path := self.path) is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
         db = sqlite3.connect(self.database, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # the appliance may lose power at any time
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+        for column, kind in (("session_id", "TEXT"), ("expires_at", "REAL")):
+            if column not in columns:  # a database made by version 1
+                db.execute(f"ALTER TABLE users ADD COLUMN {column} {kind}")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
 
@@ -163,9 +183,17 @@ class Store:
         def job(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO users (uid, name, avatar, token_sha256, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (user.uid, user.name, user.avatar, token_hash(auth_token), time.time()),
+                    "INSERT INTO users (uid, name, avatar, token_sha256, created_at, "
+                    "session_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user.uid,
+                        user.name,
+                        user.avatar,
+                        token_hash(auth_token),
+                        time.time(),
+                        user.session_id,
+                        user.expires_at,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise UserExists(user.uid) from None
@@ -184,27 +212,54 @@ class Store:
         return await self._run(job)
 
     async def user_by_token(self, auth_token: str) -> User | None:
+        """The user with this auth token; None for an unknown token or an expired guest."""
         digest = token_hash(auth_token)
+        now = time.time()
 
         def job(db: sqlite3.Connection) -> User | None:
             row = db.execute(
-                "SELECT uid, name, avatar FROM users WHERE token_sha256 = ?", (digest,)
+                f"SELECT {_USER_COLUMNS} FROM users WHERE token_sha256 = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (digest, now),
             ).fetchone()
             return User(*row) if row else None
 
         return await self._run(job)
 
     async def user(self, uid: str) -> User | None:
+        now = time.time()
+
         def job(db: sqlite3.Connection) -> User | None:
-            row = db.execute("SELECT uid, name, avatar FROM users WHERE uid = ?", (uid,)).fetchone()
+            row = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE uid = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (uid, now),
+            ).fetchone()
             return User(*row) if row else None
 
         return await self._run(job)
 
     async def users(self) -> list[User]:
+        """Every user but guests."""
+
         def job(db: sqlite3.Connection) -> list[User]:
-            rows = db.execute("SELECT uid, name, avatar FROM users ORDER BY uid").fetchall()
+            rows = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE session_id IS NULL ORDER BY uid"
+            ).fetchall()
             return [User(*row) for row in rows]
+
+        return await self._run(job)
+
+    async def remove_guests(self, *, session_id: str | None = None, now: float) -> list[str]:
+        """Deletes the guests of ``session_id`` (all sessions when None) and every guest
+        expired by ``now``; returns their uids."""
+
+        def job(db: sqlite3.Connection) -> list[str]:
+            where = "session_id IS NOT NULL AND (expires_at <= ? OR session_id = ?)"
+            rows = db.execute(f"SELECT uid FROM users WHERE {where}", (now, session_id))
+            uids = [str(row[0]) for row in rows.fetchall()]
+            db.execute(f"DELETE FROM users WHERE {where}", (now, session_id))
+            return uids
 
         return await self._run(job)
 
@@ -307,6 +362,19 @@ def _call_from_row(row: tuple[object, ...]) -> CallInfo:
             "ended_at": ended,
         }
     )
+
+
+def _private(path: Path) -> None:
+    """The database holds the JWT secret and the admin key: 0600 whatever the umask (its
+    -wal and -shm files take the database's mode)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def _log_failure(future: Future[object]) -> None:

@@ -53,9 +53,13 @@ class CallTokens:
             raise RuntimeError("call tokens have no signing secret yet")
         return self._secret
 
-    def issue(self, uid: str, session_id: str) -> IssuedToken:
+    def issue(self, uid: str, session_id: str, *, until: float | None = None) -> IssuedToken:
+        """A token for ``uid`` to join ``session_id``, expiring after the TTL (or at
+        ``until``, if sooner: a guest's token ends with its credentials)."""
         issued_at = time.time()
         expires_at = issued_at + self._ttl
+        if until is not None:
+            expires_at = min(expires_at, until)
         claims = {
             "sub": uid,
             "sid": session_id,
@@ -98,6 +102,9 @@ class CallTokens:
     def session_ended(self, session_id: str, ended_at: float) -> None:
         self._ended[session_id] = ended_at
         self._forget_older_than(ended_at - self._ttl)
+
+    def ended_sessions(self) -> list[str]:
+        return list(self._ended)
 
     def load_session_ends(self, ends: dict[str, float]) -> None:
         self._ended.update(ends)

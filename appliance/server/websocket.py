@@ -20,7 +20,7 @@ from appliance.config import ServerLimits
 from appliance.server.connection import Connection, ConnectionRegistry
 from appliance.server.errors import BadMessage, ServerError, UnknownUser
 from appliance.server.janus.rooms import JanusRooms
-from appliance.server.limits import RateLimit
+from appliance.server.limits import RateLimit, SignInSlots
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
@@ -72,7 +72,7 @@ class SignalingEndpoint:
         self._janus = janus  # sessions' media on Janus VideoRooms; None: mesh
         self._sockets: set[web.WebSocketResponse] = set()
         self._limits = limits or ServerLimits()
-        self._greeting = 0  # sockets that have not said hello yet
+        self._slots = SignInSlots(self._limits)  # sockets that have not said hello yet
 
     async def close_all(self) -> None:
         sockets = list(self._sockets)
@@ -90,15 +90,17 @@ class SignalingEndpoint:
         await ws.prepare(request)
         self._sockets.add(ws)
         try:
-            if self._greeting >= self._limits.unauthenticated:
-                await _turn_away(ws, "too many connections are signing in; try again shortly")
+            address = request.remote or "unknown"
+            refusal = self._slots.take(address)
+            if refusal is not None:
+                await _turn_away(ws, refusal)
                 return ws
-            self._greeting += 1
             try:
                 greeting = await self._greet(ws)
             finally:
-                self._greeting -= 1
+                self._slots.give_back(address)
             if greeting is not None:
+                self._slots.signed_in(address)
                 user, hello_id = greeting
                 if len(self._connections) >= self._limits.connections:
                     await _turn_away(ws, "the session server is full; try again later", hello_id)
@@ -216,8 +218,15 @@ class SignalingEndpoint:
             connection.send((reply or Ack()).model_copy(update={"id": request.id}))
 
     async def _dispatch(self, connection: Connection, request: ClientMessage) -> Reply | None:
+        guest = connection.user.session_id
+        if guest is not None and isinstance(request, CallInitiate | CallAction):
+            raise ServerError("guest-forbidden", "a guest may not ring anyone or answer calls")
         match request:
             case Join():
+                if guest is not None and request.session_id != guest:
+                    raise ServerError(
+                        "guest-forbidden", "a guest may only join the session it was invited to"
+                    )
                 self._check_sessions(connection, request.session_id)
                 if self._janus is not None:
                     return await self._janus.join(connection, request)

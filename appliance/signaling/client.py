@@ -303,10 +303,25 @@ class ServerApi:
         issued = _parse(_TokenResponse, data)
         return CallToken(issued.token, issued.session_id, issued.uid, issued.expires_at)
 
-    async def add_user(self, admin_key: str, uid: str, name: str, avatar: str | None = None) -> str:
+    async def add_user(
+        self,
+        admin_key: str,
+        uid: str,
+        name: str,
+        avatar: str | None = None,
+        *,
+        session_id: str | None = None,
+        ttl: float | None = None,
+    ) -> str:
+        """Creates a user (with ``session_id``, a guest bound to that session, whose token
+        ends with it or after ``ttl`` seconds) and returns its auth token."""
         body: dict[str, Any] = {"uid": uid, "name": name}
         if avatar is not None:
             body["avatar"] = avatar
+        if session_id is not None:
+            body["session_id"] = session_id
+        if ttl is not None:
+            body["ttl"] = ttl
         data = await self._call("POST", "/v1/users", admin_key, body=body)
         return _parse(_NewUserResponse, data).auth_token
 

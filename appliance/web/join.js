@@ -221,7 +221,20 @@ function badge(text) {
   return span;
 }
 
+// A browser gives camera and microphone only to secure pages: https, or this machine.
+function mediaProblem() {
+  if (window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    return null;
+  }
+  const https = `https://${location.host}${location.pathname}`;
+  return "This page came over plain HTTP, and a browser gives the camera and microphone " +
+    "only to HTTPS pages. Open " + https + " instead (the kit's REST API needs [api.tls] " +
+    "enabled = true; its certificate's SHA-256 is on the kit's screen).";
+}
+
 async function join(name) {
+  const problem = mediaProblem();
+  if (problem) throw new Error(problem);
   setStatus("asking for camera and microphone");
   state.local = await navigator.mediaDevices.getUserMedia({
     audio: true,
@@ -264,6 +277,12 @@ function end(reason) {
   if (state.local) for (const track of state.local.getTracks()) track.stop();
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.close();
   setStatus(reason);
+}
+
+if (mediaProblem()) {
+  showError(mediaProblem());
+  $("join").disabled = true;
+  setStatus("needs HTTPS");
 }
 
 $("join-form").addEventListener("submit", (event) => {

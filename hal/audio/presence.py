@@ -18,13 +18,20 @@ class PresenceSettable(Protocol):
     def set_present(self, present: bool) -> None: ...
 
 
+@runtime_checkable
+class HeadsetOutput(Protocol):
+    """An output that plays on the headset it is told (bluealsa's PCM for that device)."""
+
+    def use_headset(self, device: BluetoothDevice | None) -> None: ...
+
+
 class BluetoothAudioPresence:
     """Present while at least one connected device offers audio. Follows the manager's change
     callbacks, which run on the loop; a manager reports every known device when it starts."""
 
     def __init__(self, bluetooth: Bluetooth, output: PresenceSettable) -> None:
         self._output = output
-        self._connected_audio: set[str] = set()
+        self._connected_audio: dict[str, BluetoothDevice] = {}  # in the order they came
         self._unsubscribe = bluetooth.on_change(self._changed)
         output.set_present(False)
 
@@ -33,10 +40,12 @@ class BluetoothAudioPresence:
         return frozenset(self._connected_audio)
 
     def _changed(self, device: BluetoothDevice) -> None:
+        self._connected_audio.pop(device.address, None)
         if device.connected and device.audio:
-            self._connected_audio.add(device.address)
-        else:
-            self._connected_audio.discard(device.address)
+            self._connected_audio[device.address] = device
+        if isinstance(self._output, HeadsetOutput):  # the latest headset to connect
+            latest = list(self._connected_audio.values())[-1:]
+            self._output.use_headset(latest[0] if latest else None)
         self._output.set_present(bool(self._connected_audio))
 
     def close(self) -> None:

@@ -6,18 +6,28 @@ ALSA reads and writes block. Routes map to PCM names from config (``[hal.audio]`
 Use ``plughw:``/``dmix``-style names or ``default`` so ALSA converts for cards that cannot
 do mono 48 kHz themselves.
 
-An xrun (over- or underrun, ``-EPIPE``) is recovered by re-preparing the PCM and counted. A
+An xrun (over- or underrun, ``-EPIPE``) is recovered by re-preparing the PCM and counted;
+an underrun's period is written again. pyalsaaudio 0.10 raises on an underrun, 0.11 (what
+pip installs) re-prepares the PCM and returns ``-EPIPE`` from ``write``: both count. A
 PCM that fails otherwise (unplugged USB card, a Bluetooth headset gone) is reported as
 ``AudioDeviceGone`` from the next read or write, so the router falls back to another route.
 Where the card reports its headphone jack, the headphone route is present only while
 something is plugged in (``jack.HeadphoneJack``).
+
+The Bluetooth route plays on bluez-alsa's PCM for the headset that connected last:
+``bluealsa:DEV=<address>,PROFILE=a2dp`` where it has A2DP, else ``PROFILE=sco`` (HFP/HSP
+only); bluez-alsa's own ``bluealsa`` defaults to A2DP, which such a headset lacks. While a
+SCO headset's route is open the microphone captures from the headset too, and from the
+room's microphone again once it closes (or if the headset's capture fails).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -27,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioDevices, AudioError, Pcm, Route
+from hal.audio.cards import PROC_ASOUND, capture_candidates, list_cards
 from hal.audio.jack import DEV, SYSFS, HeadphoneJack, find_headphone_jack
+from hal.bluetooth.base import BluetoothDevice
 from hal.callbacks import CallbackList
 from hal.config import AudioConfig, HalConfig
 from hal.errors import DeviceGone, HardwareError
@@ -85,6 +97,14 @@ def open_pcm(alsa: Any, capture: bool, device: str, name: str) -> Any:
     return pcm
 
 
+def bluealsa_pcm(base: str, address: str, *, sco: bool) -> str:
+    """bluez-alsa's PCM for one headset and profile (its 20-bluealsa.conf takes DEV and
+    PROFILE, "a2dp" or "sco"). A ``base`` that names its own arguments is kept as it is."""
+    if ":" in base:
+        return base
+    return f"{base}:DEV={address},PROFILE={'sco' if sco else 'a2dp'}"
+
+
 def is_xrun(alsa: Any, pcm: Any) -> bool:
     try:
         return bool(pcm.state() == alsa.PCM_STATE_XRUN)
@@ -105,10 +125,14 @@ class AlsaOutput:
         *,
         present: bool = True,
         needs_presence: bool = False,
+        capture: AlsaMicrophone | None = None,
     ) -> None:
         self._alsa = alsa
         self._route = route
         self.device = device
+        self._base_device = device
+        self._capture = capture  # captures from a SCO headset while this plays on it
+        self.sco = False
         self._present = present
         self.needs_presence = needs_presence
         self._presence_callbacks: CallbackList[bool] = CallbackList()
@@ -147,6 +171,14 @@ class AlsaOutput:
                 self._failure = None  # a device that comes back gets another chance
             self._presence_callbacks.fire(present)
 
+    def use_headset(self, device: BluetoothDevice | None) -> None:
+        """Play on this headset's PCM from the next open (None: the configured PCM)."""
+        if device is None:
+            self.device, self.sco = self._base_device, False
+            return
+        self.sco = device.sco_only
+        self.device = bluealsa_pcm(self._base_device, device.address, sco=device.sco_only)
+
     def _check_usable(self) -> None:
         if self._failure is not None:
             raise self._failure
@@ -169,6 +201,8 @@ class AlsaOutput:
         self._queue, self._thread = pending, thread
         thread.start()
         self.opens += 1
+        if self.sco and self._capture is not None:
+            self._capture.capture_from(self.device)
 
     async def write(self, pcm: Pcm) -> None:
         if pcm.dtype != np.int16 or pcm.ndim != 1:
@@ -192,6 +226,8 @@ class AlsaOutput:
         self._queue = self._thread = None
         if pending is None or thread is None:
             return
+        if self._capture is not None and self._capture.source == self.device:
+            self._capture.capture_from(None)
         while True:
             try:
                 pending.put_nowait(None)
@@ -221,16 +257,22 @@ class AlsaOutput:
                 pcm.close()
 
     def _write(self, pcm: Any, data: bytes) -> None:
-        try:
-            pcm.write(data)
-        except self._alsa.ALSAAudioError as exc:
-            if not is_xrun(self._alsa, pcm):
-                raise AudioDeviceGone(self.name, f"{self.device}: {exc}") from exc
-            self.xruns += 1  # underrun: pyalsaaudio re-prepares on the next write
+        """Play one period; after an underrun, count it and write the period again."""
+        for _attempt in range(2):
             try:
-                pcm.write(data)
-            except self._alsa.ALSAAudioError as again:
-                raise AudioDeviceGone(self.name, f"{self.device}: {again}") from again
+                result = pcm.write(data)
+            except self._alsa.ALSAAudioError as exc:
+                if not is_xrun(self._alsa, pcm):
+                    raise AudioDeviceGone(self.name, f"{self.device}: {exc}") from exc
+                # pyalsaaudio 0.10: an underrun raises; the next write re-prepares
+                result = -errno.EPIPE
+            if not isinstance(result, int) or result >= 0:
+                return
+            if result != -errno.EPIPE:
+                raise AudioDeviceGone(self.name, f"{self.device}: {os.strerror(-result)}")
+            # pyalsaaudio 0.11 re-prepared the PCM and wrote nothing of this period
+            self.xruns += 1
+        raise AudioDeviceGone(self.name, f"{self.device}: underruns on every write")
 
 
 class AlsaMicrophone:
@@ -240,6 +282,8 @@ class AlsaMicrophone:
     def __init__(self, alsa: Any, device: str) -> None:
         self._alsa = alsa
         self.device = device
+        self._source: str | None = None  # a headset's capture PCM, while its route plays
+        self.captured_from: list[str] = []  # each PCM opened, in order
         self._frames: Handoff[Pcm] | None = None
         self._slots: threading.Semaphore | None = None
         self._stop = threading.Event()
@@ -252,16 +296,42 @@ class AlsaMicrophone:
     def is_open(self) -> bool:
         return self._frames is not None
 
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    def capture_from(self, device: str | None) -> None:
+        """Capture from ``device`` (a headset's SCO PCM) instead of the room's microphone,
+        or (None) from the room's again; an open microphone switches between two reads."""
+        self._source = device
+
+    def _open_source(self) -> tuple[Any, str]:
+        """The PCM to capture from: the headset's if set and it opens, else the room's."""
+        source = self._source
+        if source is not None:
+            try:
+                pcm = open_pcm(self._alsa, True, source, "microphone")
+            except AudioError as err:
+                log.warning("microphone: the headset's %s (back to the room's)", err.message)
+                if self._source == source:
+                    self._source = None
+            else:
+                self.captured_from.append(source)
+                return pcm, source
+        pcm = open_pcm(self._alsa, True, self.device, "microphone")
+        self.captured_from.append(self.device)
+        return pcm, self.device
+
     async def open(self) -> None:
         if self.is_open:
             raise AudioError("microphone", "already open")
-        pcm = await asyncio.to_thread(open_pcm, self._alsa, True, self.device, "microphone")
+        pcm, current = await asyncio.to_thread(self._open_source)
         frames: Handoff[Pcm] = Handoff(CAPTURE_BUFFER + 1)
         slots = threading.Semaphore(CAPTURE_BUFFER)
         stop = threading.Event()
         thread = threading.Thread(
             target=self._capture,
-            args=(pcm, frames, slots, stop),
+            args=(pcm, current, frames, slots, stop),
             name="microphone",
             daemon=True,
         )
@@ -291,7 +361,12 @@ class AlsaMicrophone:
     # --- the capture thread ---
 
     def _capture(
-        self, pcm: Any, frames: Handoff[Pcm], slots: threading.Semaphore, stop: threading.Event
+        self,
+        pcm: Any,
+        current: str,
+        frames: Handoff[Pcm],
+        slots: threading.Semaphore,
+        stop: threading.Event,
     ) -> None:
         alsa = self._alsa
         pending = np.empty(0, np.int16)
@@ -301,10 +376,22 @@ class AlsaMicrophone:
                     continue  # the reader is behind: ALSA keeps capturing until it overruns
                 if stop.is_set():
                     return
+                if (self._source or self.device) != current:  # to or from a headset
+                    with contextlib.suppress(Exception):
+                        pcm.close()
+                    pcm = None
+                    pcm, current = self._open_source()
+                    pending = np.empty(0, np.int16)
                 try:
                     length, data = pcm.read()
                 except alsa.ALSAAudioError as exc:
                     if not is_xrun(alsa, pcm):
+                        if current != self.device:  # the headset went: the room's again
+                            log.warning("microphone: the headset's %s failed: %s", current, exc)
+                            if self._source == current:
+                                self._source = None
+                            slots.release()
+                            continue
                         raise AudioDeviceGone("microphone", f"{self.device}: {exc}") from exc
                     length, data = -1, b""
                 if length < 0:
@@ -321,8 +408,9 @@ class AlsaMicrophone:
             log.warning("microphone: %s", err.message)
             frames.fail_threadsafe(err)
         finally:
-            with contextlib.suppress(Exception):
-                pcm.close()
+            if pcm is not None:
+                with contextlib.suppress(Exception):
+                    pcm.close()
 
 
 def create(
@@ -332,18 +420,21 @@ def create(
     alsa: Any = None,
     sysfs: Path = SYSFS,
     dev: Path = DEV,
+    proc: Path = PROC_ASOUND,
 ) -> AudioDevices:
     """The configured PCMs, each checked by opening it once, so a missing card is a
-    start-up error naming it. The Bluetooth PCM is opened only once a headset connects."""
+    start-up error naming it. The Bluetooth PCM is opened only once a headset connects.
+    A ``default`` microphone that cannot capture is looked for among the cards."""
     alsa = alsa if alsa is not None else import_alsaaudio()
     settings = config.audio
     wired = _wired_routes(settings)
-    for what, device, capture in (
-        ("microphone", settings.capture, True),
+    capture = find_microphone(alsa, settings.capture, proc)
+    for what, device, is_capture in (
+        ("microphone", capture, True),
         *((f"{route.value.lower()} route", device, False) for route, device in wired.items()),
     ):
         try:
-            open_pcm(alsa, capture, device, "audio").close()
+            open_pcm(alsa, is_capture, device, "audio").close()
         except AudioError as err:
             raise HardwareError("audio", f"{what}: {err.message}") from err
     outputs: dict[Route, Any] = {
@@ -352,14 +443,58 @@ def create(
     headphones = outputs.get(Route.HEADPHONES)
     if headphones is not None:
         _follow_jack(headphones, find_headphone_jack(sysfs, dev))
-    outputs[Route.BLUETOOTH] = AlsaOutput(
-        alsa, Route.BLUETOOTH, settings.bluetooth, present=False, needs_presence=True
-    )
     jack = headphones.jack if headphones is not None else None
+    microphone = AlsaMicrophone(alsa, capture)
+    outputs[Route.BLUETOOTH] = AlsaOutput(
+        alsa,
+        Route.BLUETOOTH,
+        settings.bluetooth,
+        present=False,
+        needs_presence=True,
+        capture=microphone,
+    )
     return AudioDevices(
-        microphone=AlsaMicrophone(alsa, settings.capture),
+        microphone=microphone,
         outputs=outputs,
         watchers=[jack.stop] if jack is not None else [],
+    )
+
+
+def find_microphone(alsa: Any, configured: str, proc: Path = PROC_ASOUND) -> str:
+    """The capture PCM: the configured one; for ``default`` when it cannot capture (Pi OS
+    Lite's card 0, the headphone jack, has no microphone), the first card that can, USB
+    first. Logs which; raises HardwareError naming what to set when none can."""
+    if configured != "default":
+        return configured
+    try:
+        open_pcm(alsa, True, configured, "microphone").close()
+        return configured
+    except AudioError as err:
+        default_problem = err.message
+    tried = []
+    for card in capture_candidates(list_cards(proc)):
+        device = card.capture_pcm()
+        try:
+            open_pcm(alsa, True, device, "microphone").close()
+        except AudioError as err:
+            tried.append(f"{device}: {err.message}")
+            continue
+        log.warning(
+            "microphone: the ALSA default PCM cannot capture (%s); using card %d, %s (%s), "
+            "as %s. Set [hal.audio] capture to choose another",
+            default_problem,
+            card.index,
+            card.id,
+            card.name,
+            device,
+        )
+        return device
+    cards = ", ".join(f"{c.index} {c.id} ({c.name})" for c in list_cards(proc)) or "none"
+    raise HardwareError(
+        "audio",
+        f"microphone: the ALSA default PCM cannot capture ({default_problem}) and no sound "
+        f"card can{': ' + '; '.join(tried) if tried else ''} (cards: {cards}). Connect a USB "
+        'speakerphone, or set [hal.audio] capture = "plughw:CARD=<card>,DEV=0" in the config',
     )
 
 

@@ -20,6 +20,8 @@ class BluetoothDevice:
     paired: bool
     connected: bool
     audio: bool  # offers A2DP sink or HFP/HSP
+    # HFP/HSP without A2DP: plays and captures only over SCO (bluealsa's PROFILE=sco)
+    sco_only: bool = False
 
 
 @runtime_checkable

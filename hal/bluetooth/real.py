@@ -4,7 +4,8 @@ The manager keeps BlueZ's devices (``org.bluez.Device1``) as BlueZ reports them:
 objects present at start, then ``InterfacesAdded``/``InterfacesRemoved`` and
 ``PropertiesChanged``. A device counts as audio when it offers an A2DP sink or the headset
 side of HFP/HSP, so the Bluetooth route appears while such a device is connected. Audio
-itself flows through bluez-alsa's PCM (see ``hal.audio.real``).
+itself flows through bluez-alsa's PCM (see ``hal.audio.real``): A2DP where the device has
+it, else both ways over SCO (``sco_only``).
 
 Each manager has its own D-Bus connection and GLib main context, so several kits in one
 process do not share a loop; changes reach the asyncio loop with ``call_soon_threadsafe``.
@@ -44,6 +45,7 @@ AUDIO_UUIDS = frozenset(
         "00001108-0000-1000-8000-00805f9b34fb",  # HSP headset
     }
 )
+A2DP_SINK = "0000110b-0000-1000-8000-00805f9b34fb"
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
 
@@ -60,6 +62,7 @@ def device_from(properties: dict[str, Any]) -> BluetoothDevice:
         paired=bool(properties.get("Paired", False)),
         connected=bool(properties.get("Connected", False)),
         audio=bool(uuids & AUDIO_UUIDS),
+        sco_only=bool(uuids & (AUDIO_UUIDS - {A2DP_SINK})) and A2DP_SINK not in uuids,
     )
 
 

@@ -2,7 +2,8 @@
 
 The Pi 4's encoder (bcm2835-codec, driven by picamera2's ``H264Encoder``) emits one Annex B
 access unit per frame: baseline profile, one slice, no B-frames, and with ``repeat=True`` the
-SPS and PPS in front of every IDR frame. ``PiStyleH264Encoder`` makes the same kind of stream
+SPS and PPS in front of every IDR frame, level 4.0 in the SPS whatever the mode (picamera2
+asks for 4.2 only above 1080p30). ``PiStyleH264Encoder`` makes the same kind of stream
 with libx264, so the fake camera and off-device tests send what a Pi sends.
 """
 
@@ -82,7 +83,7 @@ class PiStyleH264Encoder:
             "threads": "1",  # one slice per frame, as the Pi's encoder makes
             "x264-params": (
                 f"keyint={keyframe_interval}:min-keyint={keyframe_interval}:scenecut=0"
-                ":repeat-headers=1:aud=0"
+                ":repeat-headers=1:aud=0:level=4.0"  # the Pi's encoder says 4.0 up to 1080p30
             ),
         }
         self._frames = 0
@@ -112,6 +113,50 @@ class PiStyleH264Encoder:
             self.keyframes += keyframe
             out.append(EncodedFrame(_without_sei(data), keyframe))
         return out
+
+
+class ParameterSets:
+    """Keeps the last SPS and PPS the encoder gave and puts them in front of every IDR access
+    unit that lacks them, so a decoder can start at any key frame (a browser that joins late).
+
+    picamera2 drops encoder buffers that hold only an SPS and a PPS (no picture): what it
+    drops is handed to ``remember``. One thread at a time (the encoder's)."""
+
+    def __init__(self) -> None:
+        self._sps: bytes | None = None
+        self._pps: bytes | None = None
+        self.inserted = 0  # key frames completed with remembered parameter sets
+        self.incomplete = 0  # key frames left without, none having been seen yet
+
+    @property
+    def known(self) -> bool:
+        return self._sps is not None and self._pps is not None
+
+    def remember(self, data: bytes) -> None:
+        for unit in nal_units(data):
+            if unit and unit[0] & 0x1F == NAL_SPS:
+                self._sps = unit
+            elif unit and unit[0] & 0x1F == NAL_PPS:
+                self._pps = unit
+
+    def complete(self, data: bytes) -> bytes:
+        """``data`` (one Annex B access unit), with the SPS and PPS before its IDR slice if it
+        has one and they were missing."""
+        units = [unit for unit in nal_units(data) if unit]
+        types = [unit[0] & 0x1F for unit in units]
+        self.remember(data)
+        if NAL_IDR not in types or (NAL_SPS in types and NAL_PPS in types):
+            return data
+        if self._sps is None or self._pps is None:
+            self.incomplete += 1
+            return data
+        first = next(i for i, kind in enumerate(types) if kind in (NAL_SLICE, NAL_IDR, NAL_SEI))
+        missing = [
+            u for u, kind in ((self._sps, NAL_SPS), (self._pps, NAL_PPS)) if kind not in types
+        ]
+        out = units[:first] + missing + units[first:]
+        self.inserted += 1
+        return b"".join(b"\x00\x00\x00\x01" + unit for unit in out)
 
 
 def preview_size(width: int, height: int, limit: tuple[int, int] = (320, 240)) -> tuple[int, int]:

@@ -27,7 +27,7 @@ import av
 
 from hal.camera.base import Camera, CameraError, CameraInfo, VideoFormat
 from hal.camera.frames import software_format, yuv420_frame
-from hal.camera.h264 import preview_size
+from hal.camera.h264 import ParameterSets, preview_size
 from hal.camera.v4l2 import SYSFS, PyAvCamera, check_format, find_uvc_cameras, has_hardware_h264
 from hal.config import HalConfig
 from hal.errors import HardwareError
@@ -65,6 +65,9 @@ class Picamera2Library:
 
 
 def import_picamera2() -> Picamera2Library:
+    """picamera2, or one error naming the camera and why. Importing it runs apt's C
+    extensions (libcamera's bindings, simplejpeg): besides a missing package, a numpy
+    they were not built against fails here with ValueError, AttributeError or others."""
     try:
         from picamera2 import Picamera2
         from picamera2.encoders import H264Encoder
@@ -72,8 +75,15 @@ def import_picamera2() -> Picamera2Library:
     except ImportError as exc:
         raise HardwareError(
             "camera",
-            f"picamera2 cannot be imported ({exc}): install python3-picamera2 and make the "
-            "venv with --system-site-packages",
+            f"picamera2 cannot be imported ({type(exc).__name__}: {exc}): install "
+            "python3-picamera2 and make the venv with --system-site-packages",
+        ) from exc
+    except Exception as exc:
+        raise HardwareError(
+            "camera",
+            f"picamera2 cannot be imported ({type(exc).__name__}: {exc}); if it names numpy, "
+            "the venv has a numpy other than Raspberry Pi OS's python3-numpy: rebuild it "
+            "with images/install.sh",
         ) from exc
     return Picamera2Library(Picamera2, H264Encoder, Output)
 
@@ -196,7 +206,9 @@ class PicameraCamera:
             if preview is not None:
                 self.preview_format = VideoFormat(width, height, fmt.fps)
                 encoder = self._make_encoder(fmt.fps)
-                camera.start_recording(encoder, self._packet_output(main))
+                parameter_sets = ParameterSets()
+                _keep_dropped_headers(encoder, parameter_sets)
+                camera.start_recording(encoder, self._packet_output(main, parameter_sets))
             else:
                 camera.start()
         except BaseException:
@@ -230,11 +242,12 @@ class PicameraCamera:
 
         return on_request
 
-    def _packet_output(self, packets: Handoff[Any]) -> Any:
+    def _packet_output(self, packets: Handoff[Any], parameter_sets: ParameterSets) -> Any:
         base: Any = self._library.output
 
         class PacketOutput(base):  # type: ignore[misc]
-            """Hands each encoded frame to the loop; runs on the encoder's thread."""
+            """Hands each encoded frame to the loop, every IDR with its SPS and PPS; runs on
+            the encoder's thread."""
 
             def outputframe(
                 self,
@@ -246,7 +259,7 @@ class PicameraCamera:
             ) -> None:
                 if audio or frame is None:
                     return
-                packets.put_threadsafe((bytes(frame), bool(keyframe)))
+                packets.put_threadsafe((parameter_sets.complete(bytes(frame)), bool(keyframe)))
 
         return PacketOutput()
 
@@ -308,6 +321,23 @@ class PicameraCamera:
             await asyncio.to_thread(_stop, camera, encoder)
 
 
+def _keep_dropped_headers(encoder: Any, parameter_sets: ParameterSets) -> None:
+    """picamera2's V4L2 encoder drops a buffer that holds no picture (``_check_for_picture``):
+    at low bitrates the Pi's encoder puts the SPS and PPS in one of their own, so the IDR
+    after it comes without them. Whatever it drops, ``parameter_sets`` keeps."""
+    check = getattr(encoder, "_check_for_picture", None)
+    if not callable(check):
+        return
+
+    def check_for_picture(buffer: Any) -> bool:
+        has_picture = bool(check(buffer))
+        if not has_picture:
+            parameter_sets.remember(bytes(buffer))
+        return has_picture
+
+    encoder._check_for_picture = check_for_picture
+
+
 def _stop(camera: Any, encoder: Any, *, started: bool = True) -> None:
     """Stop streaming and release the sensor, whatever state it is in."""
     try:
@@ -360,11 +390,12 @@ def find_cameras(
     None, off Raspberry Pi OS) there are no CSI cameras."""
     hardware_h264 = has_hardware_h264(sysfs)
     cameras: list[Camera] = []
+    # Picamera2(n) takes a position in global_camera_info() (which sorts the cameras), not
+    # libcamera's camera number ("Num").
     listed = library.picamera2.global_camera_info() if library is not None else []
-    csi = [info for info in listed if not is_usb_camera(info)]
-    for index, details in enumerate(csi):
+    csi = [(position, info) for position, info in enumerate(listed) if not is_usb_camera(info)]
+    for index, (number, details) in enumerate(csi):
         assert library is not None  # CSI cameras are listed by picamera2
-        number = int(details.get("Num", index))
         cameras.append(
             PicameraCamera(
                 library,

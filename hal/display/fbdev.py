@@ -93,11 +93,15 @@ def to_pixels(frame: Rgb, geometry: FbGeometry) -> npt.NDArray[np.uint8]:
 
 
 class FramebufferDisplay:
-    """A framebuffer device (geometry from its ioctls) or, for a regular file, the geometry
-    given (32-bit XRGB at the configured size): tests write to a file of that size."""
+    """A framebuffer device (geometry from its ioctls). Anything but a character device is
+    refused, so a config cannot make the kit overwrite a file; tests may allow a regular
+    file (``allow_regular_file``), mapped as 32-bit XRGB at the configured size."""
 
-    def __init__(self, path: str, *, width: int, height: int) -> None:
+    def __init__(
+        self, path: str, *, width: int, height: int, allow_regular_file: bool = False
+    ) -> None:
         self.path = path
+        self._allow_regular_file = allow_regular_file
         self._configured = FbGeometry(width, height, 32, width * 4)
         self._geometry: FbGeometry | None = None
         self._mapping: mmap.mmap | None = None
@@ -126,6 +130,8 @@ class FramebufferDisplay:
                 return read_geometry(fd)
             except OSError as exc:
                 raise DisplayError("display", f"{self.path} is no framebuffer: {exc}") from exc
+        if not (self._allow_regular_file and stat.S_ISREG(info.st_mode)):
+            raise DisplayError("display", f"{self.path} is no framebuffer: not a character device")
         geometry = self._configured
         if info.st_size < geometry.size:
             raise DisplayError(

@@ -6,6 +6,11 @@ of the configured size, drawn alternately and shown with an atomic commit, so th
 never shows a half-drawn frame. When the screen's mode differs from the configured size the
 plane scales the frame to fit, letterboxed. pykms is imported here only, when ``create``
 runs; on Raspberry Pi OS it comes from ``python3-kms++``.
+
+The mode's property blob lives as long as the display is open: kms++ destroys a blob when
+Python drops it, and a commit naming a destroyed blob is refused. If the screen's mode
+cannot be set ``MODESET_ATTEMPTS`` times in a row, the display says so as an error and
+carries on through the framebuffer (``fbdev``) instead of leaving the screen black.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import logging
 import mmap
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,8 @@ from hal.errors import DeviceGone, HardwareError
 from hal.kit import KitIdentity
 
 log = logging.getLogger(__name__)
+
+MODESET_ATTEMPTS = 3  # refused mode sets in a row before giving KMS up for the framebuffer
 
 
 def import_pykms() -> Any:
@@ -73,8 +81,20 @@ class KmsDisplay:
     """Implements ``Display`` on DRM/KMS. Records ``frames_shown`` and ``mode`` (the
     screen's (width, height)). Every pykms call runs on a worker thread, one at a time."""
 
-    def __init__(self, pykms: Any, width: int, height: int, connector: str = "") -> None:
+    def __init__(
+        self,
+        pykms: Any,
+        width: int,
+        height: int,
+        connector: str = "",
+        *,
+        fallback: Callable[[], Display] | None = None,
+    ) -> None:
         self._pykms = pykms
+        self._make_fallback = fallback
+        self._fallback: Display | None = None  # in use once KMS cannot set the mode
+        self._mode_blob: Any = None
+        self._modeset_failures = 0
         self._size = (width, height)
         self._connector_name = connector
         self._lock = threading.Lock()
@@ -83,9 +103,6 @@ class KmsDisplay:
         self._crtc: Any = None
         self._plane: Any = None
         self._mode: Any = None
-        # The mode's property blob lives as long as the display: kms++'s AtomicReq keeps
-        # only its id, and a Blob that Python frees destroys the id (the commit: EINVAL).
-        self._mode_blob: Any = None
         self._buffers: list[_Buffer] = []
         self._next = 0
         self._modeset_done = False
@@ -99,13 +116,23 @@ class KmsDisplay:
 
     @property
     def connected(self) -> bool:
+        if self._fallback is not None:
+            return self._fallback.connected
         return self._connected
 
     @property
     def is_open(self) -> bool:
-        return self._card is not None
+        return self._card is not None or self._fallback is not None
+
+    @property
+    def fallback(self) -> Display | None:
+        """The framebuffer display in use since KMS could not set the mode, if so."""
+        return self._fallback
 
     async def open(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.open()
+            return
         if self.is_open:
             return
         await asyncio.to_thread(self._open)
@@ -143,8 +170,10 @@ class KmsDisplay:
                 buffers.append(_Buffer(framebuffer, mapping, stride))
             self._card, self._connector, self._crtc, self._plane = card, connector, crtc, plane
             self._mode, self._buffers, self._next = mode, buffers, 0
+            # Kept until close: the commits name it by id only.
             self._mode_blob = mode.to_blob(card)
             self._modeset_done = False
+            self._modeset_failures = 0
             self._connected = True
             self.mode = (mode.hdisplay, mode.vdisplay)
             log.info(
@@ -164,8 +193,32 @@ class KmsDisplay:
             )
         if not self.is_open:
             raise DisplayError("display", "not open")
-        await asyncio.to_thread(self._show, frame)
+        if self._fallback is None:
+            try:
+                await asyncio.to_thread(self._show, frame)
+            except _ModesetRefused as refused:
+                await self._give_up_kms(refused)
+        if self._fallback is not None:
+            await self._fallback.show(frame)
         self.frames_shown += 1
+
+    async def _give_up_kms(self, refused: _ModesetRefused) -> None:
+        """KMS refused the mode ``MODESET_ATTEMPTS`` times: the framebuffer, or an error."""
+        await self.close()
+        problem = f"KMS could not set the screen's mode {MODESET_ATTEMPTS} times ({refused})"
+        if self._make_fallback is None:
+            log.error("display: %s, and there is no framebuffer to fall back to", problem)
+            raise DisplayError("display", f"{problem}; no framebuffer fallback")
+        fallback = self._make_fallback()
+        try:
+            await fallback.open()
+        except HardwareError as err:
+            log.error("display: %s, and the framebuffer failed too: %s", problem, err.message)
+            raise DisplayError(
+                "display", f"{problem}; the framebuffer failed too: {err.message}"
+            ) from err
+        log.error("display: %s; showing the picture through the framebuffer instead", problem)
+        self._fallback = fallback
 
     def _show(self, frame: Rgb) -> None:
         pykms = self._pykms
@@ -198,11 +251,25 @@ class KmsDisplay:
                 self._connected = bool(self._connector.connected())
                 if not self._connected:
                     raise DeviceGone("display", "the screen was unplugged")
+                if not self._modeset_done:
+                    self._modeset_failures += 1
+                    if self._modeset_failures >= MODESET_ATTEMPTS:
+                        raise _ModesetRefused(failure)
+                    log.warning(
+                        "display: KMS refused the mode %dx%d (%s), attempt %d of %d",
+                        *screen,
+                        failure,
+                        self._modeset_failures,
+                        MODESET_ATTEMPTS,
+                    )
                 raise DisplayError("display", f"KMS commit failed: {failure}")
             self._modeset_done = True
+            self._modeset_failures = 0
             self._next = 1 - self._next
 
     async def close(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.close()
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
@@ -212,19 +279,29 @@ class KmsDisplay:
                     buffer.mapping.close()
             # Dropping the card closes the DRM device: the kernel gives the console back.
             self._buffers = []
-            self._mode_blob = None
+            self._mode_blob = None  # destroys the blob, before the card closes
             self._card = self._connector = self._crtc = self._plane = self._mode = None
+
+
+class _ModesetRefused(Exception):
+    """KMS refused the mode ``MODESET_ATTEMPTS`` times in a row."""
 
 
 def create(config: HalConfig, kit: KitIdentity) -> Display:
     """KMS when pykms and a DRM card with a connected screen are there, else the
     framebuffer; neither is a start-up error naming the display."""
     settings = config.display
+
+    def framebuffer() -> Display:
+        return FramebufferDisplay(
+            settings.framebuffer, width=settings.width, height=settings.height
+        )
+
     try:
         pykms = import_pykms()
         card = pykms.Card()
         del card  # only checking that the card opens; open() claims it
-        return KmsDisplay(pykms, settings.width, settings.height)
+        return KmsDisplay(pykms, settings.width, settings.height, fallback=framebuffer)
     except Exception as exc:
         kms_problem = str(exc)
     fallback = FramebufferDisplay(

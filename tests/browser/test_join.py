@@ -129,3 +129,26 @@ async def _until_stats(page: Page, uid: str, check: Any, timeout: float = 30.0) 
             if stats.get("video") and stats.get("audio") and check(stats):
                 return stats
             await asyncio.sleep(0.2)
+
+
+async def test_a_guest_on_plain_http_is_told_to_use_https(tmp_path: Path) -> None:
+    """A browser on another machine (here a name that is not loopback) gets no camera over
+    plain HTTP: the page says so and how to fix it, instead of a JavaScript error."""
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile", "--host-resolver-rules=MAP kit.lan 127.0.0.1") as browser,
+    ):
+        assert kit.api is not None
+        await api.ok("PUT", "/session", {"session_id": "plain"})
+        invite = await api.ok("POST", "/invites", {})
+        port = kit.api.url.rsplit(":", 1)[1]
+        page = await browser.open(f"http://kit.lan:{port}{invite['url']}")
+        try:
+            error = await page.wait_for(
+                "document.getElementById('error').textContent || null", timeout=30
+            )
+            assert "HTTPS" in error and f"https://kit.lan:{port}/join/" in error
+            assert await page.evaluate("document.getElementById('join').disabled") is True
+        finally:
+            await page.close()

@@ -131,7 +131,11 @@ def test_first_boot_writes_a_valid_config_and_shows_its_token(root: Path) -> Non
     # The token is on the screen (stdout), and only there: stderr goes to the journal.
     assert re.search(rf"^\s+{config.api.token}$", result.stdout, re.MULTILINE)
     assert config.api.token not in result.stderr
-    assert "http://porch.local:8080/" in result.stdout
+    # TLS by default on the LAN: the pages, the REST API and the session server.
+    assert config.api.tls.enabled and config.server.tls.enabled
+    assert config.server.url.startswith("https://")
+    assert "https://porch.local:8080/" in result.stdout
+    assert "http://" not in result.stdout
     st = path.stat()
     assert stat.S_IMODE(st.st_mode) == 0o640
     assert (st.st_uid, st.st_gid) == (0, group_id(root, "callbox"))
@@ -140,6 +144,14 @@ def test_first_boot_writes_a_valid_config_and_shows_its_token(root: Path) -> Non
     again = run(root / "usr/local/libexec/callbox-firstboot", "--root", root)
     assert "exists; nothing to do" in again.stderr
     assert load(path)[0].api.token == config.api.token
+
+
+def test_plain_http_is_opt_in(root: Path) -> None:
+    install(root)
+    result = run(root / "usr/local/libexec/callbox-firstboot", "--root", root, "--plain-http")
+    config, _ = load(root / "etc/callbox/callbox.toml")
+    assert not config.api.tls.enabled and not config.server.tls.enabled
+    assert "http://porch.local:8080/" in result.stdout
 
 
 def test_kits_flashed_from_the_image_get_different_ids(tmp_path: Path) -> None:

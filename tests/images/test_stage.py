@@ -85,12 +85,72 @@ def test_chroot_step_runs_the_unpacked_install_sh_without_apt_or_start() -> None
     assert commands == ["/opt/callbox/src/images/install.sh --no-apt --no-start"]
 
 
+# How pi-gen's build.sh names the Debian release it builds (its bookworm-arm64 branch and
+# release tags say bookworm; its arm64 branch says trixie since the trixie images).
+PIGEN_RELEASE_LINE = "export RELEASE=${{RELEASE:-{}}} # Don't forget to update stage0/prerun.sh\n"
+
+
+def make_pi_gen(path: Path, release: str = "bookworm") -> Path:
+    """Just what build.sh looks for in a pi-gen checkout."""
+    (path / "stage2").mkdir(parents=True)
+    (path / "stage2/prerun.sh").write_text("#!/bin/bash -e\n")
+    (path / "build.sh").write_text("#!/bin/bash -e\n" + PIGEN_RELEASE_LINE.format(release))
+    return path
+
+
 @pytest.fixture
 def fake_pi_gen(tmp_path: Path) -> Path:
-    """Just what build.sh looks for in a pi-gen checkout."""
-    pi_gen = tmp_path / "pi-gen"
-    (pi_gen / "stage2").mkdir(parents=True)
-    return pi_gen
+    return make_pi_gen(tmp_path / "pi-gen")
+
+
+def git(cwd: Path, *args: str) -> None:
+    run("git", "-C", cwd, "-c", "user.name=t", "-c", "user.email=t@t", *args)
+
+
+def default_pi_gen_ref() -> str:
+    text = (IMAGES / "build.sh").read_text()
+    found = re.search(r"^PIGEN_REF=\$\{PIGEN_REF:-([^}]+)\}$", text, re.MULTILINE)
+    assert found, "build.sh sets no default PIGEN_REF"
+    return found.group(1)
+
+
+def test_build_clones_the_bookworm_pi_gen_by_default(tmp_path: Path) -> None:
+    """A pi-gen repository laid out as upstream's: its arm64 branch builds trixie now, the
+    default ref must be one that builds the release the stage is for."""
+    upstream = make_pi_gen(tmp_path / "upstream", "trixie")
+    git(upstream, "init", "-q", "-b", "arm64")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "trixie")
+    git(upstream, "checkout", "-q", "-b", "bookworm-arm64")
+    (upstream / "build.sh").write_text("#!/bin/bash -e\n" + PIGEN_RELEASE_LINE.format("bookworm"))
+    git(upstream, "commit", "-q", "-am", "bookworm")
+    ref = default_pi_gen_ref()
+    if ref != "bookworm-arm64":
+        git(upstream, "tag", ref)
+    git(upstream, "checkout", "-q", "arm64")
+
+    result = subprocess.run(
+        [IMAGES / "build.sh", "--work", tmp_path / "work", "--prepare-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"PIGEN_REPO": f"file://{upstream}"},
+    )
+    assert result.returncode == 0, result.stderr
+    cloned = (tmp_path / "work/pi-gen/build.sh").read_text()
+    assert "RELEASE:-bookworm" in cloned
+    assert sourced(tmp_path / "work/pi-gen/config", "RELEASE") == {"RELEASE": "bookworm"}
+    assert "bookworm" in ref and "arm64" in ref
+    # The README names the ref the image is built from.
+    assert f"`{ref}`" in (REPO / "README.md").read_text()
+
+
+def test_build_refuses_a_pi_gen_for_another_release(tmp_path: Path) -> None:
+    trixie = make_pi_gen(tmp_path / "pi-gen", "trixie")
+    result = prepare(tmp_path, trixie)
+    assert result.returncode == 1
+    assert "builds trixie, not bookworm" in result.stderr
+    assert not (trixie / "config").exists()
 
 
 def prepare(tmp_path: Path, pi_gen: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,11 @@ HEADSET_UUIDS = [
     "0000110b-0000-1000-8000-00805f9b34fb",  # A2DP sink
     "0000111e-0000-1000-8000-00805f9b34fb",  # HFP hands-free
 ]
+# A mono headset of the office kind: hands-free and headset profiles, no A2DP.
+HFP_ONLY_UUIDS = [
+    "0000111e-0000-1000-8000-00805f9b34fb",  # HFP hands-free
+    "00001108-0000-1000-8000-00805f9b34fb",  # HSP headset
+]
 
 
 class BluezMock:
@@ -35,13 +40,17 @@ class BluezMock:
         path = f"/org/bluez/{self.adapter}/dev_{address.replace(':', '_')}"
         return self._connection.get_object("org.bluez", path)
 
-    def add_device(self, address: str, name: str, *, headset: bool = True) -> None:
-        """A device that has been paired with the kit before."""
+    def add_device(
+        self, address: str, name: str, *, headset: bool = True, uuids: list[str] | None = None
+    ) -> None:
+        """A device that has been paired with the kit before; a headset has A2DP and HFP
+        unless ``uuids`` says which services it offers."""
         self._mock.AddDevice(self.adapter, address, name)
         self._mock.PairDevice(self.adapter, address)
         if headset:  # the template pairs like a phone; give it a headset's services
+            services = HEADSET_UUIDS if uuids is None else uuids
             dbus.Interface(self._object(address), MOCK).UpdateProperties(
-                DEVICE, {"UUIDs": dbus.Array(HEADSET_UUIDS, signature="s")}
+                DEVICE, {"UUIDs": dbus.Array(services, signature="s")}
             )
 
     def device_connects(self, address: str) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from unittest.mock import MagicMock
+from typing import Any
 
 import pytest
-from pytest_mock import MockerFixture
 
 from tests.hal.real.alsa import AlsaSetup, write_alsa_config
 from tests.hal.real.bluez import BluezMock, mock_bluez
-from tests.hal.real.kms import mock_pykms
+from tests.hal.real.kms import fake_pykms
 
 MIC_HZ = 700.0
 
@@ -34,5 +33,6 @@ def bluez(monkeypatch: pytest.MonkeyPatch) -> Iterator[BluezMock]:
 
 
 @pytest.fixture
-def pykms(mocker: MockerFixture) -> MagicMock:
-    return mock_pykms(mocker)
+def pykms(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """pykms faked over a made-up DRM device, checked against the real kms++ build."""
+    return fake_pykms(monkeypatch)

@@ -4,16 +4,19 @@ gives each route a file the test reads back, and the microphone a file of known 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import struct
 import threading
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import alsaaudio
 import numpy as np
 import pytest
+from packaging.version import Version
 
 from appliance.media.remote import AudioMixer
 from appliance.media.routes import AudioRouter
@@ -26,6 +29,7 @@ from hal.audio.real import (
     AlsaOutput,
     AudioDeviceGone,
     create,
+    open_pcm,
 )
 from hal.config import HalConfig
 from hal.errors import DeviceGone, HardwareError
@@ -128,6 +132,106 @@ async def test_missing_pcms_are_start_up_errors_naming_them(alsa_setup: AlsaSetu
     assert set(devices.outputs) == {Route.SPEAKER, Route.BLUETOOTH}
 
 
+# --- the default microphone on Raspberry Pi OS Lite ---------------------------------------
+
+PI_OS_LITE_CARDS = {
+    # index: (id, driver, name, PCM devices: "p" plays, "c" captures)
+    0: ("Headphones", "bcm2835_headpho", "bcm2835 Headphones", ["pcm0p"]),
+    1: ("vc4hdmi0", "vc4-hdmi", "vc4-hdmi-0", ["pcm0p"]),
+    2: ("seeed2micvoicec", "seeed-voicecard", "seeed-2mic-voicecard", ["pcm0p", "pcm0c"]),
+    3: ("Speakerphone", "USB-Audio", "Jabra SPEAK 510 USB", ["pcm0p", "pcm0c"]),
+}
+
+
+def proc_asound(root: Path, cards: dict[int, tuple[str, str, str, list[str]]]) -> Path:
+    """/proc/asound as the kernel lays it out: ``cards``, and a cardN/pcmD[pc] per PCM."""
+    lines = []
+    for index, (card_id, driver, name, pcms) in cards.items():
+        lines += [f"{index:2d} [{card_id:<15}]: {driver} - {name}", f"                      {name}"]
+        for pcm in pcms:
+            (root / f"card{index}" / pcm).mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cards").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def alsa_cards_config(root: Path, mic: np.ndarray[Any, Any], cards: list[str]) -> Path:
+    """alsa-lib's own plughw:CARD=...,DEV=... (its arguments and all), each card's capture
+    reading its own file; ``default`` is card 0's hardware, which cannot open here, as it
+    cannot capture on a Pi."""
+    root.mkdir(parents=True, exist_ok=True)
+    for card in cards:
+        mic.astype("<i2").tofile(root / f"mic-{card}.raw")
+    (root / "asound.conf").write_text(
+        f"""pcm.null {{ type null }}
+pcm.default {{ type hw card 0 }}
+pcm.test_speaker {{ type file slave.pcm "null" file "/dev/null" format "raw" }}
+pcm.plughw {{
+    @args [ CARD DEV ]
+    @args.CARD {{ type string }}
+    @args.DEV {{ type integer default 0 }}
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile {{ @func concat strings [ "{root}/mic-" $CARD ".raw" ] }}
+    format "raw"
+}}
+"""
+    )
+    return root / "asound.conf"
+
+
+async def test_a_default_microphone_that_cannot_capture_becomes_the_usb_speakerphone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mic = np.concatenate(list(tone(620, level_dbfs=-10, frames=50)))
+    conf = alsa_cards_config(tmp_path / "alsa", mic, ["seeed2micvoicec", "Speakerphone"])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    proc = proc_asound(tmp_path / "proc", PI_OS_LITE_CARDS)
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    assert settings.audio.capture == "default"
+    caplog.set_level("INFO")
+    devices = create(settings, KIT, proc=proc)
+    microphone = devices.microphone
+    assert isinstance(microphone, AlsaMicrophone)
+    assert microphone.device == "plughw:CARD=Speakerphone,DEV=0"
+    assert any("Speakerphone" in r.getMessage() for r in caplog.records)
+    await microphone.open()
+    try:
+        got = np.concatenate([await microphone.read() for _ in range(5)])
+    finally:
+        await microphone.close()
+    assert np.array_equal(got, mic[: len(got)])
+
+
+async def test_a_default_microphone_falls_back_to_the_first_card_that_captures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mic = np.concatenate(list(tone(620, frames=10)))
+    conf = alsa_cards_config(tmp_path / "alsa", mic, ["seeed2micvoicec"])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    cards = {i: card for i, card in PI_OS_LITE_CARDS.items() if i != 3}
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    devices = create(settings, KIT, proc=proc_asound(tmp_path / "proc", cards))
+    assert devices.microphone.device == "plughw:CARD=seeed2micvoicec,DEV=0"  # type: ignore[attr-defined]
+
+
+async def test_no_card_that_captures_is_an_error_naming_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = alsa_cards_config(tmp_path / "alsa", np.zeros(960, np.int16), [])
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    cards = {i: card for i, card in PI_OS_LITE_CARDS.items() if i < 2}
+    settings = HalConfig.model_validate({"audio": {"backend": "real", "speaker": "test_speaker"}})
+    with pytest.raises(HardwareError) as raised:
+        create(settings, KIT, proc=proc_asound(tmp_path / "proc", cards))
+    message = str(raised.value)
+    assert raised.value.device == "audio"
+    assert "default PCM cannot capture" in message
+    assert "0 Headphones (bcm2835 Headphones)" in message
+    assert '[hal.audio] capture = "plughw:CARD=<card>,DEV=0"' in message
+
+
 async def test_refusals(alsa_setup: AlsaSetup) -> None:
     output = create(config(alsa_setup), KIT).outputs[Route.SPEAKER]
     with pytest.raises(AudioError, match="not open"):
@@ -138,27 +242,39 @@ async def test_refusals(alsa_setup: AlsaSetup) -> None:
     await output.close()
 
 
-# --- xruns: real alsa-lib has none to give with these plugins, so one is scripted ---------
+# --- xruns: real alsa-lib has none to give with these plugins (and there is no sound card
+# here), so one is scripted, as the installed pyalsaaudio reports it ----------------------
+
+INSTALLED_PYALSAAUDIO = Version(version("pyalsaaudio"))
+# pyalsaaudio 0.11 stopped raising on an underrun: write() re-prepares the PCM and returns
+# -EPIPE, as read() does on an overrun (its CHANGES.md, #130). 0.10 raised "Broken pipe".
+WRITE_RETURNS_EPIPE = Version("0.11")
 
 
 class XrunOnce:
-    """alsaaudio, except that its PCMs hit one xrun as a real card does: pyalsaaudio raises
-    "Broken pipe" from write (or returns -EPIPE from read) and the PCM's state is XRUN until
-    the next call re-prepares it."""
+    """alsaaudio, except that its PCMs hit one xrun as a real card does: from write, the
+    installed pyalsaaudio's way (``returns`` -EPIPE from 0.11, else raises "Broken pipe"
+    with the PCM left in XRUN until the next call re-prepares it); from read, -EPIPE."""
 
-    def __init__(self, at_call: int) -> None:
+    def __init__(self, at_call: int, *, write_returns_epipe: bool | None = None) -> None:
         self.at_call = at_call
+        self.returns = (
+            INSTALLED_PYALSAAUDIO >= WRITE_RETURNS_EPIPE
+            if write_returns_epipe is None
+            else write_returns_epipe
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(alsaaudio, name)
 
     def PCM(self, **kwargs: Any) -> Any:
-        return _XrunPcm(alsaaudio.PCM(**kwargs), self.at_call)
+        return _XrunPcm(alsaaudio.PCM(**kwargs), self.at_call, self.returns)
 
 
 class _XrunPcm:
-    def __init__(self, pcm: Any, at_call: int) -> None:
+    def __init__(self, pcm: Any, at_call: int, returns: bool) -> None:
         self._pcm, self._at, self._calls, self._xrun = pcm, at_call, 0, False
+        self._returns = returns
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pcm, name)
@@ -173,20 +289,39 @@ class _XrunPcm:
 
     def write(self, data: bytes) -> int:
         if self._trip():
+            if self._returns:  # re-prepared already, nothing written
+                self._xrun = False
+                return -errno.EPIPE
             raise alsaaudio.ALSAAudioError("Broken pipe [test]")
         return int(self._pcm.write(data))
 
     def read(self) -> tuple[int, bytes]:
         if self._trip():
-            return -32, b""
+            return -errno.EPIPE, b""
         length, data = self._pcm.read()
         return int(length), bytes(data)
 
 
+def test_the_installed_pyalsaaudio_write_returns_what_it_wrote(alsa_setup: AlsaSetup) -> None:
+    """Real alsa-lib: write() gives the frames written, the count an -EPIPE replaces."""
+    assert Version("0.10") <= INSTALLED_PYALSAAUDIO
+    pcm = open_pcm(alsaaudio, False, PCMS["speaker"], "test")
+    try:
+        assert pcm.write(bytes(2 * FRAME_SAMPLES)) == FRAME_SAMPLES
+    finally:
+        pcm.close()
+
+
+@pytest.mark.parametrize(
+    "write_returns_epipe",
+    [None, True, False],
+    ids=[f"installed-{INSTALLED_PYALSAAUDIO}", "returns-EPIPE-0.11", "raises-0.10"],
+)
 async def test_an_underrun_is_recovered_and_counted_without_losing_audio(
-    alsa_setup: AlsaSetup,
+    alsa_setup: AlsaSetup, write_returns_epipe: bool | None
 ) -> None:
-    output = AlsaOutput(XrunOnce(at_call=PREFILL + 3), Route.SPEAKER, PCMS["speaker"])
+    alsa = XrunOnce(at_call=PREFILL + 3, write_returns_epipe=write_returns_epipe)
+    output = AlsaOutput(alsa, Route.SPEAKER, PCMS["speaker"])
     await output.open()
     frames = list(tone(500, frames=10))
     await play(output, frames)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from hal.audio.base import Route
 from hal.audio.fake import FakeAudioOutput
+from hal.audio.pcm import dominant_frequency, tone
 from hal.audio.presence import BluetoothAudioPresence
+from hal.audio.real import AlsaMicrophone, AlsaOutput
+from hal.audio.real import create as audio_create
 from hal.bluetooth.base import Bluetooth, BluetoothDevice, BluetoothError
 from hal.bluetooth.real import BluezBluetooth, create
 from hal.config import HalConfig
 from hal.errors import HardwareError
 from hal.kit import KitIdentity
 from hal.registry import build_hardware
-from tests.hal.real.bluez import BluezMock, private_system_bus
+from tests.hal.real.bluez import HFP_ONLY_UUIDS, BluezMock, private_system_bus
 from tests.kits import KitFactory
 
 KIT = KitIdentity("room-a", "Room A")
@@ -174,3 +180,103 @@ async def test_a_call_offers_bluetooth_while_a_headset_is_connected(
     changed = await a.wait_for("onAudioModeChanged", after=mark)
     assert changed.data["modes"] == ["SPEAKER", "EARPIECE"]
     await a.wait_to_hear(b.tone_hz, route=Route.SPEAKER)
+
+
+# --- bluez-alsa's PCM per headset and profile, on real alsa-lib ----------------------------
+
+MONO_HEADSET = "00:1B:66:CC:DD:02"
+
+
+def bluealsa_config(root: Path, room: np.ndarray[Any, Any], headset: np.ndarray[Any, Any]) -> Path:
+    """alsa-lib with ``bluealsa`` taking DEV and PROFILE as bluez-alsa's 20-bluealsa.conf
+    does (PROFILE defaulting to a2dp), each profile's playback and capture in its own file
+    (an ``asym`` PCM: the file plugin would also write what it captures);
+    the room's microphone and speaker beside it."""
+    root.mkdir(parents=True, exist_ok=True)
+    room.astype("<i2").tofile(root / "room-mic.raw")
+    for profile in ("a2dp", "sco"):
+        headset.astype("<i2").tofile(root / f"bt-mic-{profile}.raw")
+    (root / "asound.conf").write_text(
+        f"""pcm.null {{ type null }}
+pcm.test_mic {{ type file slave.pcm "null" file "/dev/null" infile "{root}/room-mic.raw" }}
+pcm.test_speaker {{ type file slave.pcm "null" file "{root}/speaker.raw" format "raw" }}
+defaults.bluealsa.device "00:00:00:00:00:00"
+defaults.bluealsa.profile "a2dp"
+pcm.bluealsa {{
+    @args [ DEV PROFILE ]
+    @args.DEV {{ type string default {{ @func refer name defaults.bluealsa.device }} }}
+    @args.PROFILE {{ type string default {{ @func refer name defaults.bluealsa.profile }} }}
+    type asym
+    playback.pcm {{
+        type file
+        slave.pcm "null"
+        file {{ @func concat strings [ "{root}/bt-" $PROFILE "-" $DEV ".raw" ] }}
+        format "raw"
+    }}
+    capture.pcm {{
+        type file
+        slave.pcm "null"
+        file "/dev/null"
+        infile {{ @func concat strings [ "{root}/bt-mic-" $PROFILE ".raw" ] }}
+        format "raw"
+    }}
+}}
+"""
+    )
+    return root / "asound.conf"
+
+
+@pytest.mark.parametrize(
+    ("uuids", "profile"), [(HFP_ONLY_UUIDS, "sco"), (None, "a2dp")], ids=["hfp-only", "a2dp"]
+)
+async def test_a_headset_plays_on_its_own_profile_and_an_hfp_only_one_is_the_microphone(
+    bluez: BluezMock,
+    manager: BluezBluetooth,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uuids: list[str] | None,
+    profile: str,
+) -> None:
+    room = np.concatenate(list(tone(440, level_dbfs=-10, frames=100)))
+    headset = np.concatenate(list(tone(1000, level_dbfs=-10, frames=100)))
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(bluealsa_config(tmp_path, room, headset)))
+    devices = audio_create(
+        HalConfig.model_validate(
+            {"audio": {"backend": "real", "capture": "test_mic", "speaker": "test_speaker"}}
+        ),
+        KIT,
+    )
+    output = devices.outputs[Route.BLUETOOTH]
+    microphone = devices.microphone
+    assert isinstance(output, AlsaOutput) and isinstance(microphone, AlsaMicrophone)
+    presence = BluetoothAudioPresence(manager, output)
+    bluez.add_device(MONO_HEADSET, "Voyager", uuids=uuids)
+    await manager.start()
+    await microphone.open()
+    try:
+        assert dominant_frequency(await microphone.read()) == pytest.approx(440, abs=5)
+        bluez.device_connects(MONO_HEADSET)
+        async with asyncio.timeout(10):
+            while not output.present:
+                await asyncio.sleep(0.01)
+        assert output.device == f"bluealsa:DEV={MONO_HEADSET},PROFILE={profile}"
+        await output.open()  # the router does so: the headset takes the call
+        call = list(tone(700, frames=5))
+        for pcm in call:
+            await output.write(pcm)
+        # The microphone's thread reads up to 10 periods ahead: the switch shows after those.
+        heard = [dominant_frequency(await microphone.read()) for _ in range(20)]
+        await output.close()
+        after = [dominant_frequency(await microphone.read()) for _ in range(20)]
+    finally:
+        await microphone.close()
+        presence.close()
+    played = np.fromfile(tmp_path / f"bt-{profile}-{MONO_HEADSET}.raw", "<i2")
+    assert dominant_frequency(played[-len(call) * 960 :]) == pytest.approx(700, abs=5)
+    if profile == "sco":  # the headset's microphone while its route plays, then the room's
+        assert heard[-1] == pytest.approx(1000, abs=5)
+        assert microphone.captured_from == ["test_mic", output.device, "test_mic"]
+    else:  # A2DP has no microphone: the room's all along
+        assert all(f == pytest.approx(440, abs=5) for f in heard)
+        assert microphone.captured_from == ["test_mic"]
+    assert after[-1] == pytest.approx(440, abs=5)

@@ -1,11 +1,14 @@
-"""The real camera driver off a Pi: picamera2 mocked for its configuration calls and
-simulated for streaming, USB webcams read through PyAV from a lavfi source, sysfs made up."""
+"""The real camera driver off a Pi: the real picamera2 (from PyPI, over stand-ins for its
+Pi-only imports) autospecced for its configuration calls and simulated for streaming, USB
+webcams read through PyAV from a lavfi source, sysfs made up."""
 
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
-from unittest.mock import MagicMock, call
+from typing import Any
+from unittest.mock import call, create_autospec
 
 import av
 import numpy as np
@@ -29,6 +32,7 @@ from hal.camera.v4l2 import PyAvCamera, find_uvc_cameras, has_hardware_h264
 from hal.config import HalConfig
 from hal.errors import HardwareError
 from hal.kit import KitIdentity
+from tests.hal.real.picamera2_real import load_picamera2
 from tests.hal.real.picamera_sim import aligned, force_sim_keyframe, sim_library
 from tests.hal.real.sysfs import pi4_encoder, uvc_camera, video_node
 
@@ -37,13 +41,18 @@ VGA = VideoFormat(640, 480, 30)
 
 
 @pytest.fixture
-def picamera2_mock(mocker: MockerFixture) -> MagicMock:
-    """picamera2 and its encoders/outputs modules, as MagicMocks, importable."""
-    package = MagicMock(name="picamera2")
-    encoders = MagicMock(name="picamera2.encoders")
-    outputs = MagicMock(name="picamera2.outputs")
-    outputs.Output = type("Output", (), {})
-    package.encoders, package.outputs = encoders, outputs
+def picamera2_mock(mocker: MockerFixture) -> Any:
+    """picamera2 and its encoders/outputs modules, importable: ``Picamera2`` and
+    ``H264Encoder`` autospecced from the real classes (a name or an argument they lack
+    fails), the real ``Output``."""
+    real = load_picamera2()
+    package = types.ModuleType("picamera2")
+    encoders = types.ModuleType("picamera2.encoders")
+    outputs = types.ModuleType("picamera2.outputs")
+    package.Picamera2 = create_autospec(real.Picamera2)  # type: ignore[attr-defined]
+    encoders.H264Encoder = create_autospec(real.H264Encoder)  # type: ignore[attr-defined]
+    outputs.Output = real.Output  # type: ignore[attr-defined]
+    package.encoders, package.outputs = encoders, outputs  # type: ignore[attr-defined]
     mocker.patch.dict(
         sys.modules,
         {"picamera2": package, "picamera2.encoders": encoders, "picamera2.outputs": outputs},
@@ -60,20 +69,22 @@ def pi4_sysfs(root: Path) -> Path:
 # --- enumeration and the configuration calls (picamera2 mocked) ---------------------------
 
 
-def test_without_picamera2_create_names_the_camera_and_the_package() -> None:
-    if "picamera2" in sys.modules:
-        pytest.skip("picamera2 is importable here")
+def test_without_picamera2_create_names_the_camera_and_the_package(
+    mocker: MockerFixture,
+) -> None:
+    mocker.patch.dict(sys.modules, {"picamera2": None})  # not installed
     with pytest.raises(HardwareError) as raised:
         create(HalConfig(), KIT)
     assert raised.value.device == "camera"
     assert "python3-picamera2" in str(raised.value)
 
 
-def test_without_picamera2_a_v4l2_camera_named_by_path_is_used(tmp_path: Path) -> None:
+def test_without_picamera2_a_v4l2_camera_named_by_path_is_used(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
     # Plain Debian (a PC, the virtual kit): no picamera2, a V4L2 capture device that is not
     # a UVC webcam (vivid), named in the config by its path.
-    if "picamera2" in sys.modules:
-        pytest.skip("picamera2 is importable here")
+    mocker.patch.dict(sys.modules, {"picamera2": None})  # not installed
     video_node(
         tmp_path, 0, "vivid-000-vid-cap", driver="vivid", device=tmp_path / "devices" / "vivid.0"
     )
@@ -86,8 +97,42 @@ def test_without_picamera2_a_v4l2_camera_named_by_path_is_used(tmp_path: Path) -
     assert [c.info.id for c in chosen] == ["/dev/video0"]
 
 
+@pytest.mark.parametrize(
+    ("failure", "cause"),
+    [
+        # apt's C extensions under a numpy from pip they were not built against
+        (
+            'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")',
+            "ValueError: numpy.dtype size changed",
+        ),
+        ('raise AttributeError("_ARRAY_API not found")', "AttributeError: _ARRAY_API not found"),
+        ('raise RuntimeError("libcamera: no IPA module")', "RuntimeError: libcamera: no IPA"),
+    ],
+)
+def test_a_picamera2_that_fails_to_import_is_one_clear_camera_error(
+    failure: str,
+    cause: str,
+    tmp_path: Path,
+    mocker: MockerFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    package = tmp_path / "site" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(failure + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    mocker.patch.dict(sys.modules)
+    for name in [n for n in sys.modules if n.split(".")[0] == "picamera2"]:
+        del sys.modules[name]
+    with pytest.raises(HardwareError) as raised:
+        create(HalConfig(), KIT)
+    assert raised.value.device == "camera"
+    message = str(raised.value)
+    assert "picamera2 cannot be imported" in message
+    assert cause in message
+
+
 def test_a_pi4_lists_csi_cameras_with_hardware_h264_then_usb_webcams(
-    picamera2_mock: MagicMock, tmp_path: Path
+    picamera2_mock: Any, tmp_path: Path
 ) -> None:
     picamera2_mock.Picamera2.global_camera_info.return_value = [
         {"Model": "imx708", "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0},
@@ -110,7 +155,7 @@ def test_a_pi4_lists_csi_cameras_with_hardware_h264_then_usb_webcams(
 
 
 async def test_pi4_configuration_calls_for_the_hardware_encoder(
-    picamera2_mock: MagicMock, tmp_path: Path
+    picamera2_mock: Any, tmp_path: Path
 ) -> None:
     picamera2_mock.Picamera2.global_camera_info.return_value = [
         {"Model": "imx708", "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0}
@@ -149,9 +194,7 @@ async def test_pi4_configuration_calls_for_the_hardware_encoder(
     assert not camera.is_open
 
 
-async def test_pi5_configuration_calls_for_frames(
-    picamera2_mock: MagicMock, tmp_path: Path
-) -> None:
+async def test_pi5_configuration_calls_for_frames(picamera2_mock: Any, tmp_path: Path) -> None:
     picamera2_mock.Picamera2.global_camera_info.return_value = [
         {"Model": "imx219", "Id": "/base/axi/pcie@120000/rp1/i2c@80000/imx219@10", "Num": 0}
     ]
@@ -174,7 +217,7 @@ async def test_pi5_configuration_calls_for_frames(
 
 
 async def test_a_sensor_that_fails_to_start_is_released_and_reported(
-    picamera2_mock: MagicMock, tmp_path: Path
+    picamera2_mock: Any, tmp_path: Path
 ) -> None:
     picamera2_mock.Picamera2.global_camera_info.return_value = [{"Model": "imx708", "Num": 0}]
     camera = find_cameras(import_picamera2(), HalConfig(), sysfs=pi4_sysfs(tmp_path))[0]
@@ -291,6 +334,30 @@ async def test_pi5_camera_gives_frames_without_row_padding() -> None:
         assert camera.keyframe_requests == 0
     finally:
         await camera.close()
+
+
+async def test_with_two_cameras_each_id_opens_its_own_sensor(tmp_path: Path) -> None:
+    """libcamera numbers the imx219 0 and the imx708 1; picamera2 lists the imx708 first
+    and ``Picamera2(n)`` takes a position in that list, not libcamera's number."""
+    library = sim_library()
+    info = library.picamera2.global_camera_info()
+    assert [(c["Model"], c["Num"]) for c in info] == [("imx708", 1), ("imx219", 0)]
+    cameras = find_cameras(
+        library, HalConfig(), sysfs=pi4_sysfs(tmp_path), force_keyframe=force_sim_keyframe
+    )
+    csi = [c for c in cameras if isinstance(c, PicameraCamera)]
+    assert [c.info.name for c in csi] == ["Camera Module 3", "Camera Module 2"]
+    for camera in csi:
+        await camera.open(VideoFormat(320, 240, 30))
+    try:
+        opened = {sensor.model for sensor in library.picamera2.instances}
+        assert [s.model for s in library.picamera2.instances] == ["imx708", "imx219"]
+        assert opened == {"imx708", "imx219"}
+        for camera in csi:
+            assert isinstance(await camera.read(), av.Packet)
+    finally:
+        for camera in csi:
+            await camera.close()
 
 
 async def test_the_sensor_is_released_on_close_and_busy_while_open() -> None:

@@ -1,13 +1,15 @@
-"""The real display: DRM/KMS against a mocked pykms whose framebuffers are real shared
-memory, and the framebuffer fallback against a regular file of the right size."""
+"""The real display: DRM/KMS against a pykms fake checked against the real kms++ build
+(tests/hal/real/kms.py: the real module's own request helpers, blobs destroyed when Python
+drops them, framebuffers in shared memory), and the framebuffer fallback against a regular
+file of the right size."""
 
 from __future__ import annotations
 
+import functools
 import struct
 import sys
 from pathlib import Path
 from typing import Any
-from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
@@ -16,9 +18,10 @@ from pytest_mock import MockerFixture
 from hal.config import HalConfig
 from hal.display.base import Display, DisplayError
 from hal.display.fbdev import FbGeometry, FramebufferDisplay, parse_screeninfo, to_pixels
-from hal.display.real import KmsDisplay, create, fit
+from hal.display.real import MODESET_ATTEMPTS, KmsDisplay, create, fit
 from hal.errors import DeviceGone, HardwareError
 from hal.kit import KitIdentity
+from tests.hal.real.kms import KmsWorld, conform, make_pykms, real_pykms
 
 KIT = KitIdentity("room-a", "Room A")
 
@@ -44,7 +47,7 @@ def fb_file(tmp_path: Path, width: int, height: int) -> Path:
 
 async def test_the_framebuffer_gets_every_pixel(tmp_path: Path) -> None:
     path = fb_file(tmp_path, 320, 240)
-    display = FramebufferDisplay(str(path), width=320, height=240)
+    display = FramebufferDisplay(str(path), width=320, height=240, allow_regular_file=True)
     assert isinstance(display, Display)
     assert display.size == (320, 240)
     assert display.connected
@@ -66,9 +69,25 @@ async def test_the_framebuffer_gets_every_pixel(tmp_path: Path) -> None:
 def test_a_framebuffer_too_small_or_missing_is_refused(tmp_path: Path) -> None:
     path = fb_file(tmp_path, 100, 100)
     with pytest.raises(DisplayError, match="needs 307200"):
-        FramebufferDisplay(str(path), width=320, height=240).probe()
+        FramebufferDisplay(str(path), width=320, height=240, allow_regular_file=True).probe()
     with pytest.raises(DisplayError, match="cannot open"):
-        FramebufferDisplay(str(tmp_path / "fb9"), width=320, height=240).probe()
+        FramebufferDisplay(
+            str(tmp_path / "fb9"), width=320, height=240, allow_regular_file=True
+        ).probe()
+
+
+async def test_a_regular_file_or_another_device_is_no_framebuffer(tmp_path: Path) -> None:
+    """A config naming a file must not get it overwritten through a shared mapping."""
+    path = fb_file(tmp_path, 320, 240)
+    path.write_bytes(b"precious" * (320 * 240 // 2))
+    before = path.read_bytes()
+    for target in (str(path), "/dev/null"):
+        display = FramebufferDisplay(target, width=320, height=240)
+        with pytest.raises(DisplayError, match="no framebuffer"):
+            display.probe()
+        with pytest.raises(DisplayError, match="no framebuffer"):
+            await display.open()
+    assert path.read_bytes() == before
 
 
 def test_framebuffer_pixel_layouts() -> None:
@@ -93,93 +112,107 @@ def test_screeninfo_from_the_kernel_structs() -> None:
     assert parse_screeninfo(var, fix) == FbGeometry(1920, 1080, 32, 7680, 16, 8, 0)
 
 
-# --- KMS (pykms mocked; its framebuffers are shared memory the test reads back) ---------
+# --- KMS (pykms faked over a made-up DRM device, checked against the real module) -------
 
 
-async def test_kms_sets_the_mode_once_and_flips_between_two_buffers(pykms: MagicMock) -> None:
+async def test_kms_sets_the_mode_once_and_flips_between_two_buffers(pykms: Any) -> None:
+    world = pykms.world
     display = KmsDisplay(pykms, 1280, 720)
     await display.open()
-    resources = pykms.ResourceManager.return_value
-    resources.reserve_connector.assert_called_once_with("")
-    crtc = resources.reserve_crtc.return_value
-    plane = resources.reserve_generic_plane.return_value
-    resources.reserve_generic_plane.assert_called_once_with(crtc, pykms.PixelFormat.XRGB8888)
+    assert world.reserved_connector == [""]
+    assert world.generic_plane_formats == [pykms.PixelFormat.XRGB8888]
     assert display.mode == (1920, 1200)
     first, second = picture(1280, 720, 1), picture(1280, 720, 2)
     await display.show(first)
     await display.show(second)
-    front, back = pykms.buffers
-    assert np.array_equal(front.pixels()[:, :, :3], bgrx(first)[:, :, :3])
-    assert np.array_equal(back.pixels()[:, :, :3], bgrx(second)[:, :, :3])
-    requests = [c for c in pykms.mock_calls if c[0] == "AtomicReq().add_plane"]
+    assert world.refused == []
+    front, back = world.buffers
+    assert np.array_equal(front._pixels()[:, :, :3], bgrx(first)[:, :, :3])
+    assert np.array_equal(back._pixels()[:, :, :3], bgrx(second)[:, :, :3])
+    # The mode is set with the first frame only; each commit shows the buffer just drawn,
     # 1280x720 on a 1920x1200 screen: scaled to the width, letterboxed.
-    assert [c.args for c in requests] == [
-        (plane, front, crtc, (0, 0, 1280, 720), (0, 60, 1920, 1080)),
-        (plane, back, crtc, (0, 0, 1280, 720), (0, 60, 1920, 1080)),
-    ]
-    request = pykms.AtomicReq.return_value
-    assert request.add_connector.call_count == 1  # the mode is set with the first frame only
-    assert request.add_crtc.call_count == 1
-    commits = [c.kwargs["allow_modeset"] for c in request.commit_sync.call_args_list]
-    assert commits == [True, False]
+    assert [c["allow_modeset"] for c in world.commits] == [True, False]
+    for commit, buffer in zip(world.commits, (front, back), strict=True):
+        props = {name: value for _, name, value in commit["props"]}
+        assert props["FB_ID"] == buffer.id
+        assert (props["SRC_W"], props["SRC_H"]) == (1280 << 16, 720 << 16)
+        assert (props["CRTC_X"], props["CRTC_Y"], props["CRTC_W"], props["CRTC_H"]) == (
+            0, 60, 1920, 1080,
+        )  # fmt: skip
+    modeset = {name: value for _, name, value in world.commits[0]["props"]}
+    assert modeset["ACTIVE"] == 1 and modeset["MODE_ID"] in world.blobs
     await display.close()
     assert not display.is_open
+    assert not world.blobs  # the mode's blob is destroyed with the display
 
 
-class _Blob:
-    """kms++'s Blob: freeing it destroys the property blob, and its id with it."""
-
-    live: set[int] = set()
-    _next = 100
-
-    def __init__(self) -> None:
-        _Blob._next += 1
-        self.id = _Blob._next
-        _Blob.live.add(self.id)
-
-    def __del__(self) -> None:
-        _Blob.live.discard(self.id)
-
-
-class _AtomicReq:
-    """kms++'s AtomicReq as it behaves: it keeps property values (ids), not the objects;
-    the kernel refuses a MODE_ID whose blob was destroyed (EINVAL)."""
-
-    def __init__(self, card: Any) -> None:
-        self.mode_id: int | None = None
-
-    def add_connector(self, connector: Any, crtc: Any) -> None:
-        pass
-
-    def add_crtc(self, crtc: Any, blob: Any) -> None:
-        self.mode_id = blob.id
-
-    def add_plane(self, *args: Any) -> None:
-        pass
-
-    def commit_sync(self, allow_modeset: bool = False) -> int:
-        return -22 if self.mode_id is not None and self.mode_id not in _Blob.live else 0
-
-
-async def test_kms_keeps_the_mode_blob_alive_until_the_commit(pykms: MagicMock) -> None:
-    # Found on virtio-gpu (tests/vm): a blob made inline and freed before the commit.
-    mode = pykms.ResourceManager.return_value.reserve_connector.return_value.get_default_mode()
-    mode.to_blob.side_effect = lambda card: _Blob()
-    pykms.AtomicReq.side_effect = _AtomicReq
-    display = KmsDisplay(pykms, 1920, 1200)
-    await display.open()
-    await display.show(picture(1920, 1200, 1))  # the mode set: no DisplayError
-    await display.show(picture(1920, 1200, 2))
-    assert display.frames_shown == 2
-    await display.close()
-
-
-async def test_kms_reports_an_unplugged_screen(pykms: MagicMock) -> None:
+async def test_kms_keeps_the_mode_blob_alive_until_the_commit(pykms: Any) -> None:
+    """kms++ destroys a blob when Python drops it; a commit naming it is refused and the
+    screen stays black. The blob must outlive the request."""
+    world = pykms.world
     display = KmsDisplay(pykms, 640, 480)
     await display.open()
-    connector = pykms.ResourceManager.return_value.reserve_connector.return_value
-    pykms.AtomicReq.return_value.commit_sync.return_value = -22
-    connector.connected.return_value = False
+    await display.show(picture(640, 480))
+    assert world.refused == []
+    assert len(world.commits) == 1 and world.commits[0]["allow_modeset"]
+
+
+async def test_a_mode_kms_keeps_refusing_falls_back_to_the_framebuffer(
+    pykms: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = pykms.world
+    path = fb_file(tmp_path, 640, 480)
+    display = KmsDisplay(
+        pykms,
+        640,
+        480,
+        fallback=lambda: FramebufferDisplay(
+            str(path), width=640, height=480, allow_regular_file=True
+        ),
+    )
+    await display.open()
+    world.refuse_commits = 100
+    frame = picture(640, 480, 3)
+    for _ in range(MODESET_ATTEMPTS - 1):  # the compositor retries a failed frame
+        with pytest.raises(DisplayError, match="KMS commit failed"):
+            await display.show(frame)
+    await display.show(frame)  # the last attempt fails over
+    assert isinstance(display.fallback, FramebufferDisplay)
+    written = np.frombuffer(path.read_bytes(), np.uint8).reshape(480, 640, 4)
+    assert np.array_equal(written[:, :, :3], bgrx(frame)[:, :, :3])
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and "framebuffer instead" in errors[-1].getMessage()
+    assert display.is_open and display.connected
+    await display.show(picture(640, 480, 4))
+    assert display.frames_shown == 2
+    await display.close()
+    assert not world.blobs
+
+
+async def test_a_mode_kms_keeps_refusing_without_a_framebuffer_is_a_loud_error(
+    pykms: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pykms.world.refuse_commits = 100
+    display = KmsDisplay(
+        pykms,
+        640,
+        480,
+        fallback=lambda: FramebufferDisplay(str(tmp_path / "fb9"), width=640, height=480),
+    )
+    await display.open()
+    for _ in range(MODESET_ATTEMPTS - 1):
+        with pytest.raises(DisplayError, match="KMS commit failed"):
+            await display.show(picture(640, 480))
+    with pytest.raises(DisplayError, match=r"could not set the screen's mode 3 times.*fb9"):
+        await display.show(picture(640, 480))
+    assert any(r.levelname == "ERROR" for r in caplog.records)
+
+
+async def test_kms_reports_an_unplugged_screen(pykms: Any) -> None:
+    display = KmsDisplay(pykms, 640, 480)
+    await display.open()
+    pykms.world.refuse_commits = 1
+    pykms.world.connected = False
     with pytest.raises(DeviceGone, match="unplugged"):
         await display.show(picture(640, 480))
     assert not display.connected
@@ -188,7 +221,7 @@ async def test_kms_reports_an_unplugged_screen(pykms: MagicMock) -> None:
         await display.open()
 
 
-async def test_kms_refusals(pykms: MagicMock) -> None:
+async def test_kms_refusals(pykms: Any) -> None:
     display = KmsDisplay(pykms, 640, 480)
     with pytest.raises(DisplayError, match="not open"):
         await display.show(picture(640, 480))
@@ -196,19 +229,50 @@ async def test_kms_refusals(pykms: MagicMock) -> None:
     with pytest.raises(ValueError, match="640x480"):
         await display.show(picture(320, 240))
     await display.close()
-    pykms.Card.return_value.has_atomic = False
+    pykms.world.has_atomic = False
     with pytest.raises(DisplayError, match="atomic"):
         await display.open()
 
 
-def test_create_prefers_kms_then_the_framebuffer(
-    pykms: MagicMock, tmp_path: Path, mocker: MockerFixture
+def test_the_pykms_fake_offers_only_what_kms_plus_plus_binds() -> None:
+    real = real_pykms()
+    assert "Blob" in dir(real) and "to_blob" in dir(real.Videomode)
+    fake = make_pykms(KmsWorld())
+    for name in dir(fake):
+        if not name.startswith("_") and name != "world":
+            assert hasattr(real, name), name
+    card = fake.Card()
+    card.no_such_call = lambda: None
+    with pytest.raises(AssertionError, match=r"pykms.Card has no \['no_such_call'\]"):
+        conform(card, "Card")
+
+
+async def test_create_prefers_kms_then_the_framebuffer(
+    pykms: Any, tmp_path: Path, mocker: MockerFixture
 ) -> None:
     config = HalConfig.model_validate(
         {"display": {"width": 320, "height": 240, "framebuffer": str(fb_file(tmp_path, 320, 240))}}
     )
-    assert isinstance(create(config, KIT), KmsDisplay)
-    pykms.Card.side_effect = OSError("No such file or directory: /dev/dri/card0")
+    pykms.world.card_error = OSError("No such file or directory: /dev/dri/card0")
+    with pytest.raises(HardwareError, match="not a character device"):
+        create(config, KIT)  # the framebuffer named is a regular file: refused
+    pykms.world.card_error = None
+    # The rest of this test stands a regular file in for the framebuffer device.
+    mocker.patch(
+        "hal.display.real.FramebufferDisplay",
+        functools.partial(FramebufferDisplay, allow_regular_file=True),
+    )
+    kms = create(config, KIT)
+    assert isinstance(kms, KmsDisplay)
+    pykms.world.refuse_commits = 100  # KMS that cannot set the mode: the framebuffer
+    await kms.open()
+    for _ in range(MODESET_ATTEMPTS - 1):
+        with pytest.raises(DisplayError):
+            await kms.show(picture(320, 240))
+    await kms.show(picture(320, 240))
+    assert isinstance(kms.fallback, FramebufferDisplay)
+    await kms.close()
+    pykms.world.card_error = OSError("No such file or directory: /dev/dri/card0")
     fallback = create(config, KIT)
     assert isinstance(fallback, FramebufferDisplay)
     mocker.patch.dict(sys.modules, {"pykms": None})  # not installed at all

@@ -17,12 +17,14 @@ from aiortc.codecs import h264, vpx
 from aiortc.mediastreams import MediaStreamError
 from pytest_mock import MockerFixture
 
+from appliance.media.h264_levels import sps_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import OutgoingVideo
 from appliance.media.peer import Peer
 from appliance.signaling.messages import Candidate, Description
 from hal.camera.base import CameraInfo, VideoFormat
 from hal.camera.fake import FakeCamera
+from hal.camera.h264 import NAL_SPS, nal_types
 from hal.camera.pattern import read_pattern
 from hal.camera.real import PicameraCamera
 from tests.hal.real.picamera_sim import force_sim_keyframe, sim_library
@@ -86,6 +88,7 @@ class Call:
     local: LocalMedia
     peer: Peer
     far: FarEnd
+    sent: list[Description]  # what the kit's peer sent the far end
 
     def outgoing(self) -> OutgoingVideo:
         transceiver = next(t for t in self.peer.pc.getTransceivers() if t.kind == "video")
@@ -112,9 +115,11 @@ async def call(*, kit_offers: bool, far_codecs: list[str] | None) -> AsyncIterat
     local = LocalMedia([camera], None, SMALL, None, lambda *w: warnings.append(w))
     far = FarEnd(far_codecs)
     tasks: set[asyncio.Task[None]] = set()
+    sent: list[Description] = []
 
     async def to_far_end(description: Description | None, candidate: Candidate | None) -> None:
         assert description is not None
+        sent.append(description)
         # The peer holds its lock while sending: answer from a task, as signaling would.
         task = asyncio.ensure_future(far_end_handles(description))
         tasks.add(task)
@@ -147,7 +152,7 @@ async def call(*, kit_offers: bool, far_codecs: list[str] | None) -> AsyncIterat
             await far.pc.setLocalDescription(await far.pc.createOffer())
             offer = far.pc.localDescription
             await peer.handle(Description(type="offer", sdp=offer.sdp), None)
-        yield Call(camera, local, peer, far)
+        yield Call(camera, local, peer, far, sent)
     finally:
         await peer.close()
         await far.pc.close()
@@ -179,6 +184,15 @@ async def test_hardware_h264_reaches_the_far_end_untouched_and_a_pli_forces_a_ke
         assert counters == sorted(counters)
         assert decoded[0].key_frame
         assert {d.size for d in decoded} == {(480, 360)}  # the main stream, not the lores one
+        # The far end (aiortc, like a browser) declared level 3.1: the 480x360 stream goes
+        # labelled 3.0, the level it needs, not the encoder's 4.0.
+        assert outgoing.level_fits
+        # The kit declares level 4.0 for what it receives, the far end aiortc's 3.1.
+        assert all("profile-level-id=42e028" in d.sdp for d in c.sent if "H264" in d.sdp)
+        assert "profile-level-id=42e01f" not in c.sent[-1].sdp
+        sent = [bytes(call.args[1]) for call in pack.call_args_list]
+        levels = {sps_level(data) for data in sent if NAL_SPS in nal_types(data)}
+        assert levels == {30}
         keyframes_before = sum(d.key_frame for d in c.far.decoded)
         requests_before = c.camera.keyframe_requests
 
@@ -251,12 +265,16 @@ async def test_kits_pass_h264_through_across_pause_and_camera_switches(
     )
     b.hardware.cameras[1] = webcam
     encode = mocker.spy(h264.H264Encoder, "encode")
+    pack = mocker.spy(h264.H264Encoder, "pack")
     await a.join("pass")
     await b.join("pass")
     await a.wait_for_video_from("room-b", frames=10)
     track = video_track_to(b, "room-a")
     assert track.codec == "video/h264"
     assert track.passes_packets
+    # Kit to kit, both declare level 4.0: the camera's SPS goes as it is.
+    sent = [bytes(call.args[1]) for call in pack.call_args_list]
+    assert {sps_level(data) for data in sent if NAL_SPS in nal_types(data)} == {40}
     assert track.packets_sent >= 10
     assert track.frames_sent == 0
     assert "local" in b.view.latest  # the self view comes from the preview frames

@@ -301,7 +301,7 @@ async def display(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     elif request.param == "fbdev":
         path = tmp_path / "fb0"
         path.write_bytes(bytes(320 * 240 * 4))
-        device = FramebufferDisplay(str(path), width=320, height=240)
+        device = FramebufferDisplay(str(path), width=320, height=240, allow_regular_file=True)
     else:
         device = KmsDisplay(request.getfixturevalue("pykms"), 320, 240)
     yield device

@@ -1,0 +1,25 @@
+"""A sleep that records the delays asked of it and returns at once, so a backoff's
+schedule is checked without waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        self._changed.set()
+        await asyncio.sleep(0)  # let the code under test and the test take turns
+
+    async def until(self, count: int, timeout: float = 10.0) -> list[float]:
+        """Waits until ``count`` sleeps were asked for, and returns the first ``count``."""
+        async with asyncio.timeout(timeout):
+            while len(self.delays) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.delays[:count]
