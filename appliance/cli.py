@@ -136,7 +136,7 @@ async def _server(config: Config) -> int:
 
 async def _users_add(config: Config, uid: str, name: str, avatar: str | None) -> int:
     from appliance.signaling.client import ServerApi, SignalingError
-    from appliance.tls import TlsError, client_trust
+    from appliance.tls import TlsError, client_trust, pinned_file
 
     admin_key = config.server.admin_key
     key_file = config.database_path.parent / "admin.key"
@@ -150,8 +150,13 @@ async def _users_add(config: Config, uid: str, name: str, avatar: str | None) ->
                 file=sys.stderr,
             )
             return 2
+    server = config.server
     try:
-        trust = client_trust(config.server.ca_file, config.server.fingerprint)
+        if server.embedded and server.tls.enabled and not (server.ca_file or server.fingerprint):
+            # This kit hosts the server: trust its own (self-signed) certificate, as it does.
+            trust = pinned_file(server.tls.cert, config.state_dir)
+        else:
+            trust = client_trust(server.ca_file, server.fingerprint)
     except TlsError as err:
         print(f"callbox: {err}", file=sys.stderr)
         return 2

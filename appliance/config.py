@@ -107,6 +107,8 @@ class ApiLimits(Section):
 
     connections_per_address: int = Field(64, ge=1, le=100_000)
     header_timeout: float = Field(10.0, gt=0, le=300)
+    # How long a WebSocket has to say hello before it is closed.
+    hello_timeout: float = Field(10.0, gt=0, le=300)
     exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))
 
 
@@ -136,6 +138,8 @@ class ServerLimits(Section):
     # to send its first request's headers (slowloris).
     connections_per_address: int = Field(64, ge=1, le=100_000)
     header_timeout: float = Field(10.0, gt=0, le=300)
+    # How long a WebSocket has to say hello before it is closed.
+    hello_timeout: float = Field(10.0, gt=0, le=300)
     # Addresses the per-address limits do not apply to: this machine (an embedded server's
     # own kit and guest proxy). Set in the config file only.
     exempt_addresses: list[str] = Field(default_factory=lambda: list(LOCAL_ADDRESSES))

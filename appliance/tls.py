@@ -146,6 +146,21 @@ def pinned(tls: ServerTls) -> ClientTrust:
     return aiohttp.Fingerprint(parse_fingerprint(tls.fingerprint))
 
 
+def pinned_file(cert: str | None, state_dir: Path) -> ClientTrust:
+    """Trust exactly the certificate this machine's own server serves: ``cert``, or the
+    state directory's self-signed one (``callbox users add`` on the kit that hosts the
+    server). Raises TlsError when it cannot be read (the server never started)."""
+    path = Path(cert) if cert is not None else state_dir / TLS_DIR / CERT_FILE
+    try:
+        digest = fingerprint_of(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise TlsError(
+            f"cannot read this machine's server certificate {path} ({err}); has the server "
+            "started once?"
+        ) from None
+    return aiohttp.Fingerprint(parse_fingerprint(digest))
+
+
 def client_trust(ca_file: str | None, fingerprint: str | None) -> ClientTrust:
     """How a kit checks an https server: a pinned certificate fingerprint, a CA file, or
     (neither) the system's CAs."""

@@ -22,7 +22,8 @@ class LevelMeter:
         self.voice: float | None = None  # None: no voice detector
 
     def add(self, pcm: Pcm | None, voice: float | None = None) -> float:
-        now = SILENCE_DBFS if pcm is None or len(pcm) == 0 else rms_dbfs(pcm)
+        # Digital silence reads -inf: held at the floor, or the smoothing turns it into NaN.
+        now = SILENCE_DBFS if pcm is None or len(pcm) == 0 else max(SILENCE_DBFS, rms_dbfs(pcm))
         weight = self._attack if now > self.dbfs else self._release
         self.dbfs += (now - self.dbfs) * weight
         if pcm is None:

@@ -49,7 +49,6 @@ from appliance.signaling.messages import (
 
 log = logging.getLogger(__name__)
 
-HELLO_TIMEOUT = 10.0  # a socket that never says hello is closed
 HEARTBEAT = 15.0  # WebSocket pings; a kit that lost power is noticed within ~2 of these
 CLOSE_TIMEOUT = 3.0  # how long closing waits for the client's close frame
 
@@ -113,7 +112,7 @@ class SignalingEndpoint:
 
     async def _greet(self, ws: web.WebSocketResponse) -> tuple[User, int | None] | None:
         try:
-            frame = await ws.receive(timeout=HELLO_TIMEOUT)
+            frame = await ws.receive(timeout=self._limits.hello_timeout)
         except TimeoutError:
             await _refuse(ws, None, "no hello received in time")
             return None

@@ -268,7 +268,7 @@ async def rogue_in_a_call(
 async def test_a_kit_survives_garbage_signals_from_a_participant(
     rogue_in_a_call: tuple[Any, Any, Client], signal: dict[str, Any]
 ) -> None:
-    a, _, rogue = rogue_in_a_call
+    a, b, rogue = rogue_in_a_call
     mark = len(rogue.inbox)
     await rogue.send({"type": "signal", "to": "room-a", **signal})
     await rogue.send({"type": "ping", "id": 2})
@@ -276,6 +276,9 @@ async def test_a_kit_survives_garbage_signals_from_a_participant(
         while not any(m.get("id") == 2 for m in rogue.inbox[mark:]):
             await asyncio.sleep(0.005)
     assert a.calls.session is not None
+    # Still carrying media: b's camera counter advances in a's decoded video, b's tone plays.
+    await a.wait_for_video_from("room-b", frames=2)
+    await a.wait_to_hear(b.tone_hz)
 
 
 async def test_after_the_garbage_the_call_goes_on(

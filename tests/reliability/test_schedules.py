@@ -4,11 +4,15 @@ waiting, so a change that drops a backoff (or its jitter) fails here."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+
+import aiohttp
 
 from appliance.calls import Calls
 from appliance.calls.calls import RECONNECT_FIRST, RECONNECT_MAX
 from appliance.calls.session import MediaOptions
+from appliance.config import ServerLimits
 from appliance.media.routes import RETRY_FIRST, RETRY_MAX, AudioRouter
 from hal.audio.base import AudioError, Route
 from hal.audio.fake import FakeAudioOutput
@@ -16,6 +20,7 @@ from hal.config import HalConfig
 from hal.registry import KitIdentity, build_hardware
 from tests.clock import RecordingSleep
 from tests.kits import free_port, running_server
+from tests.server.conftest import ServerFactory
 
 
 async def test_a_failed_audio_route_is_retried_from_1_s_backing_off_to_30_s() -> None:
@@ -91,3 +96,21 @@ async def test_a_kit_that_lost_its_server_reconnects_backing_off_with_jitter(
     finally:
         await calls.close()
         await hardware.close()
+
+
+async def test_a_socket_that_never_says_hello_is_closed_after_the_hello_timeout(
+    make_server: ServerFactory,
+) -> None:
+    # The shipped default is the README's 10 s; a short one here shows it is the one applied.
+    assert ServerLimits().hello_timeout == 10.0
+    server = await make_server(limits={"hello_timeout": 0.3})
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.url + "/v1/ws")
+        frame = await ws.receive(timeout=10)  # it says nothing
+        assert frame.type == aiohttp.WSMsgType.TEXT, frame
+        error = json.loads(frame.data)
+        assert error["type"] == "error"
+        assert "no hello received in time" in error["message"]
+        closing = await ws.receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        await ws.close()
