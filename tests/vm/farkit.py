@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from appliance.tls import fingerprint_of
 from tests.vm.machine import VirtualKit, VmError
 
 UID = "room-b"
@@ -33,6 +34,15 @@ def start(vm: VirtualKit) -> str:
         "--config /etc/callbox/callbox.toml"
     ).out.split()[-1]
     token = secrets.token_hex(32)
+    # The kit's own session server, as first boot set it up (https with its self-signed
+    # certificate, which the far kit pins, as a kit of a LAN server does).
+    kit = vm.kit_config()
+    url = kit["server"]["url"].replace("0.0.0.0", "127.0.0.1")
+    pin = ""
+    if url.startswith("https://"):
+        state = kit.get("paths", {}).get("state", "/var/lib/callbox")
+        cert = vm.run(f"cat {state}/tls/cert.pem").out.encode()
+        pin = f'fingerprint = "{fingerprint_of(cert)}"'
     config = f"""
 [kit]
 uid = "{UID}"
@@ -40,8 +50,9 @@ name = "Room B"
 
 [server]
 embedded = false
-url = "http://127.0.0.1:8090"
+url = "{url}"
 auth_token = "{auth}"
+{pin}
 
 [api]
 listen = "{API}"

@@ -1,6 +1,7 @@
-"""A call between the virtual kit and a far kit (fake hardware, in the guest): audio both
-ways through snd-aloop, measured by level and pitch; the far kit decodes vivid's frames;
-the mute button on gpio-sim mutes the call for the far kit and lights the mute LED."""
+"""A call between the virtual kit and a far kit (fake hardware, in the guest): the far
+kit's tone through snd-aloop, measured by level and pitch; the far kit decodes vivid's
+frames; the mute button on gpio-sim mutes the call for the far kit and lights the mute
+LED."""
 
 from __future__ import annotations
 
@@ -53,31 +54,21 @@ def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> No
     assert abs(freq - farkit.TONE_HZ) < 15 and level > -40
 
 
-def test_the_microphone_reaches_the_far_kit_and_the_camera_too(
-    vm: VirtualKit, call: str
-) -> None:
-    vm.run(
-        "systemd-run --unit vm-mic-tone speaker-test -D plughw:Loopback,0,1 -t sine "
-        f"-f {MIC_TONE_HZ} -r 48000 -c 1 -F S16_LE >/dev/null"
+def test_vivids_frames_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
+    # vivid's frames, read by PyAV and sent, are decoded at the far end.
+    wait_until(
+        "video from us at the far kit",
+        lambda: (us := far_view_of_us(vm, call)) is not None and us["media"] is not None,
+        300,
     )
-    try:
-        wait_until(
-            "our microphone's tone at the far kit",
-            lambda: (us := far_view_of_us(vm, call)) and us["media"]
-            and us["media"]["audio_level_dbfs"] > -40,
-            300,
-        )
-        first = far_view_of_us(vm, call)
-        assert first is not None and first["media"] is not None
-        # vivid's frames, read by PyAV and sent, are decoded at the far end.
-        wait_until(
-            "vivid's frames at the far kit",
-            lambda: (us := far_view_of_us(vm, call))
-            and us["media"]["video_frames"] > first["media"]["video_frames"] + 5,
-            300,
-        )
-    finally:
-        vm.run("systemctl stop vm-mic-tone", check=False)
+    first = far_view_of_us(vm, call)
+    assert first is not None and first["media"] is not None
+    wait_until(
+        "vivid's frames at the far kit",
+        lambda: (us := far_view_of_us(vm, call))
+        and us["media"]["video_frames"] > first["media"]["video_frames"] + 5,
+        300,
+    )
 
 
 def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(
