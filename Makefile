@@ -21,6 +21,8 @@ APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera \
 APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig \
             libwebrtc-audio-processing-dev procps python3-numpy python3-scipy \
             meson ninja-build libfmt-dev libdrm-dev pybind11-dev
+# The virtual kit (tests/vm): Debian 12 built with mmdebstrap, booted by QEMU under TCG.
+APT_VM   := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs
 VENV_FLAGS := $(if $(IS_PI),--system-site-packages,)
 
 define apt_ensure
@@ -36,14 +38,14 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: run test bench soak lint typecheck pytest setup setup-test clean
+.PHONY: run test bench soak lint typecheck pytest setup setup-test clean vm vm-test
 
 $(VENV)/.apt-base:
 	$(call apt_ensure,$(APT_BASE) $(if $(IS_PI),$(APT_PI)))
 	@mkdir -p $(VENV) && touch $@
 
-$(VENV)/.apt-test: $(VENV)/.apt-base
-	$(call apt_ensure,$(APT_TEST))
+$(VENV)/.apt-test: $(VENV)/.apt-base Makefile
+	$(call apt_ensure,$(APT_TEST) $(APT_VM))
 	@touch $@
 
 $(BIN)/python: | $(VENV)/.apt-base
@@ -93,6 +95,14 @@ test: setup-test
 	$(BIN)/ruff check appliance hal tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The virtual kit alone: the image is cached in ~/.cache/callbox/vm by a hash of its recipe.
+vm-test: setup-test
+	$(BIN)/pytest tests/vm $(PYTEST_ARGS)
+
+# Boot the virtual kit for a person: prints its API address, token and how to see its screen.
+vm: setup-test
+	$(BIN)/python -m tests.vm
 
 bench: setup-test
 	$(BIN)/python -m bench

@@ -98,12 +98,28 @@ packages() {
 	sed -e 's/#.*//' "$PACKAGES_FILE" | tr -s ' \t\n' '\n' | sed '/^$/d'
 }
 
+# Off Raspberry Pi OS (plain Debian 12: a PC, a virtual machine) its own packages, such
+# as python3-picamera2, python3-libcamera and python3-kms++, are not in the archive:
+# install the rest and name what was left out, rather than fail.
+available_packages() {
+	local package
+	for package in $(packages); do
+		if apt-cache show "$package" >/dev/null 2>&1; then
+			echo "$package"
+		else
+			say "$package is not in this system's archive (not Raspberry Pi OS?): skipped" >&2
+		fi
+	done
+}
+
 install_packages() {
 	say "installing Debian packages"
 	apt-get update -qq
-	# shellcheck disable=SC2046  # one word per package
+	local wanted
+	wanted=$(available_packages)
+	# shellcheck disable=SC2046,SC2086  # one word per package
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$(packages)
+		$wanted
 }
 
 install_user() {

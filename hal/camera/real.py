@@ -362,22 +362,40 @@ def camera_name(model: str) -> str:
     return SENSOR_NAMES.get(model.lower(), model)
 
 
+def v4l2_by_path(wanted: list[str], sysfs: Path = SYSFS) -> list[Camera]:
+    """Cameras the config names by V4L2 device path (``/dev/video0``), whatever their driver:
+    a capture device that is neither a CSI module nor a UVC webcam. The id is the path."""
+    cameras: list[Camera] = []
+    for path in wanted:
+        if not path.startswith("/dev/video"):
+            continue
+        node = sysfs / "class" / "video4linux" / Path(path).name
+        try:
+            name = (node / "name").read_text().strip() or path
+        except OSError:
+            name = path  # no sysfs entry: opening it names the fault
+        cameras.append(PyAvCamera(CameraInfo(id=path, name=name), path))
+    return cameras
+
+
 def find_cameras(
-    library: Picamera2Library,
+    library: Picamera2Library | None,
     config: HalConfig,
     *,
     sysfs: Path = SYSFS,
     force_keyframe: Callable[[Any], None] = v4l2_force_keyframe,
 ) -> list[Camera]:
     """Every camera: CSI modules in libcamera's order (``csi0``, ``csi1``), then UVC
-    webcams."""
+    webcams, then V4L2 devices the config names by path. Without picamera2 (``library``
+    None, off Raspberry Pi OS) there are no CSI cameras."""
     hardware_h264 = has_hardware_h264(sysfs)
     cameras: list[Camera] = []
     # Picamera2(n) takes a position in global_camera_info() (which sorts the cameras), not
     # libcamera's camera number ("Num").
-    listed = library.picamera2.global_camera_info()
+    listed = library.picamera2.global_camera_info() if library is not None else []
     csi = [(position, info) for position, info in enumerate(listed) if not is_usb_camera(info)]
     for index, (number, details) in enumerate(csi):
+        assert library is not None  # CSI cameras are listed by picamera2
         cameras.append(
             PicameraCamera(
                 library,
@@ -393,6 +411,7 @@ def find_cameras(
         )
     for device in find_uvc_cameras(sysfs):
         cameras.append(PyAvCamera(CameraInfo(id=device.id, name=device.name), device.path))
+    cameras.extend(v4l2_by_path(config.camera.devices, sysfs))
     return cameras
 
 
@@ -410,7 +429,15 @@ def select(cameras: list[Camera], wanted: list[str]) -> list[Camera]:
 
 
 def create(config: HalConfig, kit: KitIdentity) -> list[Camera]:
-    library = import_picamera2()
+    library: Picamera2Library | None
+    try:
+        library = import_picamera2()
+    except HardwareError:
+        # Off Raspberry Pi OS: V4L2 cameras still work (USB webcams, devices named by path).
+        if not find_uvc_cameras() and not v4l2_by_path(config.camera.devices):
+            raise
+        log.warning("camera: picamera2 is missing; V4L2 cameras only")
+        library = None
     try:
         cameras = find_cameras(library, config)
     except HardwareError:

@@ -34,7 +34,7 @@ from hal.errors import HardwareError
 from hal.kit import KitIdentity
 from tests.hal.real.picamera2_real import load_picamera2
 from tests.hal.real.picamera_sim import aligned, force_sim_keyframe, sim_library
-from tests.hal.real.sysfs import pi4_encoder, uvc_camera
+from tests.hal.real.sysfs import pi4_encoder, uvc_camera, video_node
 
 KIT = KitIdentity("room-a", "Room A")
 VGA = VideoFormat(640, 480, 30)
@@ -77,6 +77,24 @@ def test_without_picamera2_create_names_the_camera_and_the_package(
         create(HalConfig(), KIT)
     assert raised.value.device == "camera"
     assert "python3-picamera2" in str(raised.value)
+
+
+def test_without_picamera2_a_v4l2_camera_named_by_path_is_used(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    # Plain Debian (a PC, the virtual kit): no picamera2, a V4L2 capture device that is not
+    # a UVC webcam (vivid), named in the config by its path.
+    mocker.patch.dict(sys.modules, {"picamera2": None})  # not installed
+    video_node(
+        tmp_path, 0, "vivid-000-vid-cap", driver="vivid", device=tmp_path / "devices" / "vivid.0"
+    )
+    config = HalConfig.model_validate({"camera": {"devices": ["/dev/video0"]}})
+    cameras = find_cameras(None, config, sysfs=tmp_path)
+    assert [c.info for c in cameras] == [CameraInfo("/dev/video0", "vivid-000-vid-cap", "frames")]
+    assert isinstance(cameras[0], PyAvCamera)
+    assert select(cameras, ["/dev/video0"]) == cameras
+    chosen = create(config, KIT)  # the host's sysfs: the path's name, or the path itself
+    assert [c.info.id for c in chosen] == ["/dev/video0"]
 
 
 @pytest.mark.parametrize(
