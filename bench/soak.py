@@ -18,8 +18,10 @@ RSS is read from /proc every few seconds; growth is counted from the end of the 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +156,22 @@ class Sample:
     latency_ms: float
     video_fps: float
     audio_ratio: float  # samples B's speaker was handed / wall time
+    held: Held
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the process holds: a task, thread or file descriptor left behind by each
+    mute, pause or hiccup shows here long before it shows in RSS."""
+
+    tasks: int
+    threads: int
+    fds: int
+
+    @staticmethod
+    def now() -> Held:
+        fds = len(os.listdir("/proc/self/fd"))
+        return Held(len(asyncio.all_tasks()), threading.active_count(), fds)
 
 
 async def soak(plan: Plan) -> dict[str, Any]:
@@ -215,6 +233,7 @@ async def call(a: Kit, b: Kit, plan: Plan) -> dict[str, Any]:
                     latency_ms=statistics.median(recent) * 1000 if recent else float("nan"),
                     video_fps=(frames - frames0) / elapsed if samples else float("nan"),
                     audio_ratio=(played - played0) / SAMPLE_RATE / elapsed if samples else 1.0,
+                    held=Held.now(),
                 )
             )
             frames0, played0, at0 = frames, played, now
@@ -232,6 +251,9 @@ async def call(a: Kit, b: Kit, plan: Plan) -> dict[str, Any]:
         "latencies": latencies,
         "rss_warm": after_warm_up[0].rss if after_warm_up else float("nan"),
         "rss_end": samples[-1].rss,
+        "held_warm": after_warm_up[0].held if after_warm_up else None,
+        "held_end": samples[-1].held,
+        "held": [s.held for s in samples],
         "rss_peak": max(s.rss for s in after_warm_up) if after_warm_up else float("nan"),
         "toggles": toggles,
         "hiccups": hiccups,
@@ -292,6 +314,9 @@ async def run(quick: bool) -> Result:
             "toggles": found["toggles"],
             "hiccups": found["hiccups"],
             "in_call_at_the_end": found["in_call"],
+            "held_after_warm_up": found["held_warm"],
+            "held_at_the_end": found["held_end"],
+            "held": found["held"],
         },
         columns=["minute", "RSS MiB", "A->B latency ms", "video fps at B", "audio played/wall"],
         rows=[
