@@ -109,29 +109,37 @@ state = "{tmp / "state"}"
     return config
 
 
+async def run_as_systemd_does(
+    config: Path, notify_socket: str, journal: JournalPipe
+) -> asyncio.subprocess.Process:
+    """``callbox run`` with the environment systemd gives the unit (callbox.service)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=journal.write_fd,
+        env={
+            **os.environ,
+            "NOTIFY_SOCKET": notify_socket,
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+            "JOURNAL_STREAM": journal.journal_stream,
+            "PYTHONUNBUFFERED": "1",
+        },
+    )
+    journal.start_reading()
+    return proc
+
+
 async def test_notify_watchdog_status_through_a_call_and_stopping(tmp_path: Path) -> None:
     admin_key = secrets.token_hex(16)
     config = write_config(tmp_path, admin_key)
     journal = JournalPipe()
     async with listening(f"@callbox-test-{secrets.token_hex(6)}") as notify:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "appliance",
-            "run",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=journal.write_fd,
-            env={
-                **os.environ,
-                "NOTIFY_SOCKET": notify.env_value,
-                "WATCHDOG_USEC": str(WATCHDOG_USEC),
-                "JOURNAL_STREAM": journal.journal_stream,
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
-        journal.start_reading()
+        proc = await run_as_systemd_does(config, notify.env_value, journal)
         kits: KitFactory | None = None
         try:
             # READY=1 once everything is up, after "is ready" is logged, with the idle status.
@@ -185,6 +193,33 @@ async def test_notify_watchdog_status_through_a_call_and_stopping(tmp_path: Path
                 await proc.wait()
             if kits is not None:
                 await kits.close()
+
+
+async def test_a_watchdog_kill_leaves_every_threads_stack_in_the_journal(tmp_path: Path) -> None:
+    """systemd kills a unit that stopped pinging with WatchdogSignal (SIGABRT), followed by
+    SIGCONT in case it was stopped: the journal then shows where each thread was."""
+    config = write_config(tmp_path, secrets.token_hex(16))
+    journal = JournalPipe()
+    async with listening(f"@callbox-test-{secrets.token_hex(6)}") as notify:
+        proc = await run_as_systemd_does(config, notify.env_value, journal)
+        try:
+            await notify.wait_for(lambda: bool(notify.with_line("WATCHDOG=1")), timeout=60)
+            proc.send_signal(signal.SIGSTOP)  # stuck: no more pings
+            proc.send_signal(signal.SIGABRT)
+            proc.send_signal(signal.SIGCONT)
+            assert await asyncio.wait_for(proc.wait(), 30) == -signal.SIGABRT
+            await journal.until_closed(10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    text = journal.text()
+    assert "Fatal Python error: Aborted" in text, text[-3000:]
+    threads = re.findall(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$",
+                         text, re.MULTILINE)
+    # The event loop's thread and the workers beside it (fake hardware, executors).
+    assert len(threads) >= 2, text[-3000:]
+    assert re.search(r'File ".*asyncio/base_events\.py", line \d+ in run_forever', text), text
 
 
 async def test_callbox_server_notifies_ready_with_its_url_and_stopping(tmp_path: Path) -> None:
