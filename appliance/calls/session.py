@@ -359,17 +359,28 @@ class CallSession:
             self._rejoin_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         if self.recorder is not None:
             recorder, self.recorder = self.recorder, None
-            await recorder.stop()
+            steps.append(("the recording", recorder.stop))
         if self.media is not None:
-            await self.media.close()
-        await self.mixer.stop()
-        await self._router.bind(None)
-        await self.remote_video.stop()
-        await self.local.stop()
+            steps.append(("the peer connections", self.media.close))
+        steps += [
+            ("the mixer", self.mixer.stop),
+            ("the audio output", lambda: self._router.bind(None)),
+            ("the remote video", self.remote_video.stop),
+            ("the camera and microphone", self.local.stop),
+        ]
         if self._room_audio is not None and self.audio is not None:
-            await self._room_audio.end_call(self.audio)
+            room_audio, audio = self._room_audio, self.audio
+            steps.append(("the room audio", lambda: room_audio.end_call(audio)))
+        # A device gone mid-call can fail its release: the rest is still released and the
+        # kit still comes back to idle (else it would stay "ending" and refuse every call).
+        for what, release in steps:
+            try:
+                await release()
+            except Exception:
+                log.exception("session %s: releasing %s failed", self.session_id, what)
 
     # --- messages from the server --------------------------------------------------------
 

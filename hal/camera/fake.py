@@ -32,8 +32,9 @@ class FakeCamera:
     ``read_preview()`` the same pictures as small frames.
 
     Scripting: ``fail()`` makes the camera vanish (the next ``read()`` raises CameraError and
-    ``open()`` does too) until ``restore()``. Records: ``opens`` (formats), ``closes``,
-    ``frames_produced``, ``dropped_frames``, ``keyframe_requests``."""
+    ``open()`` does too) until ``restore()``; ``close_error`` set makes ``close()`` raise it
+    (a driver that errors on release, as a pulled USB camera's can). Records: ``opens``
+    (formats), ``closes``, ``frames_produced``, ``dropped_frames``, ``keyframe_requests``."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class FakeCamera:
         self.frames_produced = 0
         self.keyframe_requests = 0
         self._failed = False
+        self.close_error: Exception | None = None
         self._format: VideoFormat | None = None
         self._pattern: TestPattern | None = None
         self._pacer: Pacer | None = None
@@ -179,6 +181,8 @@ class FakeCamera:
         if self.is_open:
             self.closes += 1
         self._release()
+        if self.close_error is not None:
+            raise self.close_error
 
     def fail(self) -> None:
         """The camera vanishes (cable pulled, driver crash): it is released at once."""

@@ -5,6 +5,7 @@ that disappears, underruns and overruns: tests/hal/real/test_audio.py.)"""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.calls import AudioMode
+from appliance.calls import AudioMode, SessionState
 from appliance.display.render import avatar_colour
 from hal.audio.pcm import dominant_frequency
 from hal.camera.pattern import kit_colour
@@ -120,6 +121,23 @@ async def test_the_microphone_fails_mid_call_and_comes_back(kits: KitFactory) ->
     await b.wait_for("onWarning", lambda d: d["code"] == "microphone-restored", after=mark)
     await a.wait_to_hear(b.tone_hz)
     assert b.calls.session is not None
+
+
+async def test_a_device_that_errors_on_release_still_ends_the_call(kits: KitFactory) -> None:
+    a, b = await in_call(kits, "release")
+    b.cameras[0].close_error = OSError(errno.ENODEV, "No such device")
+
+    await b.calls.end_session()
+
+    assert b.calls.state == SessionState.IDLE and b.calls.session is None
+    await b.wait_for("onCallEnded")
+    await a.wait_for("onUserLeft", lambda user: user["uid"] == "room-b")
+    # Nothing left held: the kit takes the next call with its microphone and speaker.
+    b.cameras[0].close_error = None
+    await b.join("release-again")
+    await a.join("release-again")
+    await a.wait_to_hear(b.tone_hz)
+    await b.wait_to_hear(a.tone_hz)
 
 
 async def test_a_failing_speaker_falls_back_and_is_reopened_when_it_works(

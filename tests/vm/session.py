@@ -38,9 +38,16 @@ def start_alone(vm: VirtualKit, session_id: str) -> dict[str, Any]:
 
 
 def end(vm: VirtualKit) -> None:
+    answer = "(no DELETE: it was idle)"
     if session(vm)["state"] != "idle":
-        vm.api("DELETE", "/api/v1/session")
-    wait_until("the session to end", lambda: session(vm)["state"] == "idle")
+        status, body, _ = vm.api("DELETE", "/api/v1/session")
+        answer = f"DELETE /api/v1/session: {status} {body.decode(errors='replace')[:500]}"
+    try:
+        wait_until("the session to end", lambda: session(vm)["state"] == "idle")
+    except VmError as err:
+        raise VmError(
+            f"{err}\n{answer}\nnow: {session(vm)}\njournal:\n{vm.journal(lines=150)}"
+        ) from err
 
 
 def gpio_pull(vm: VirtualKit, line: int, pull: str) -> None:
