@@ -30,9 +30,12 @@ class Network:
 
 
 @contextlib.asynccontextmanager
-async def running_network(tmp: Path) -> AsyncIterator[Network]:
-    """Raises NetnsUnavailable where namespaces cannot be made."""
-    async with lan(list(TONES)) as lan_:
+async def running_network(
+    tmp: Path, tones: dict[str, float] = TONES
+) -> AsyncIterator[Network]:
+    """A kit per entry of ``tones`` (uid: its microphone's tone). Raises NetnsUnavailable
+    where namespaces cannot be made."""
+    async with lan(list(tones)) as lan_:
         hub = lan_.hub
         server = ServerProcess(
             tmp / "server", "0.0.0.0:8090", url=f"http://{hub.reach}:8090", netns=hub.netns
@@ -40,7 +43,7 @@ async def running_network(tmp: Path) -> AsyncIterator[Network]:
         await server.start()
         kits: dict[str, KitProcess] = {}
         try:
-            for uid, tone in TONES.items():
+            for uid, tone in tones.items():
                 host = lan_.kits[uid]
                 kits[uid] = KitProcess(
                     tmp / uid,

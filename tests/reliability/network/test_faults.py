@@ -7,7 +7,9 @@ namespace on a bridged LAN with the session server (``netns.py``):
   ends) with nobody pressing anything and nobody told that anyone left;
 - a cut longer than the kits' give-up bound (30 s without media from anyone): both kits
   end the call themselves (``onCallEnded``) and are idle, and the cut kit is back on its
-  session server once its LAN returns.
+  session server once its LAN returns;
+- the same cut in a call of three: the cut kit ends its call; the two others go on with
+  each other and see it leave once the server's reconnect grace runs out.
 
 What each kit receives is read from its GET /api/v1/session (frames decoded, audio level,
 connection state, restarts, packets lost), its events from /api/v1/events.
@@ -44,13 +46,15 @@ LOSSY = Impairment(loss=0.05, delay_ms=100, jitter_ms=100)
 CLEAN = Impairment()
 IMPAIRED_SECONDS = 10.0
 SHORT_CUT = 10.0
+THREE = {**TONES, "room-c": 900.0}  # the third kit idles except in the call of three
+SERVER_GRACE = 20.0  # [server] reconnect_grace's default, which the server process runs
 MEMBERSHIP = ("onUserLeft", "onUserJoined", "onCallEnded", "onSessionTimeout")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
     try:
-        async with running_network(tmp_path_factory.mktemp("network")) as running:
+        async with running_network(tmp_path_factory.mktemp("network"), THREE) as running:
             yield running
     except NetnsUnavailable as err:
         pytest.skip(f"network namespaces: {err}")
@@ -152,3 +156,35 @@ async def test_a_long_cut_ends_the_call_on_both_kits(network: Network) -> None:
     for kit in (a, b):
         assert (await kit.session())["state"] == "idle"
         assert kit.named("onUserLeft", marks[kit.uid]) == []  # the call ended, as a whole
+
+
+async def test_in_a_call_of_three_a_cut_kit_ends_its_call_and_the_others_go_on(
+    network: Network,
+) -> None:
+    a, b, c = (network.kits[uid] for uid in THREE)
+    for kit in (a, b, c):
+        await kit.call("PUT", "/session", {"session_id": "three-cut"})
+    for receiver, sender in ((a, b), (b, c), (c, a), (b, a), (c, b)):
+        await receiver.wait_for("onUserJoined", lambda d, uid=sender.uid: d["uid"] == uid)
+        await flowing(receiver, sender.uid)
+    marks = {kit.uid: len(kit.events) for kit in (a, b, c)}
+    await network.lan.cut("room-a")
+    try:
+        await a.wait_for("onCallEnded", timeout=GIVE_UP_AFTER + 20, after=marks["room-a"])
+        await idle(a)
+        assert warned(a, "connection-lost", marks["room-a"])
+        for kit in (b, c):
+            await kit.wait_for(
+                "onUserLeft",
+                lambda d: d["uid"] == "room-a",
+                timeout=SERVER_GRACE + 30,
+                after=marks[kit.uid],
+            )
+    finally:
+        await network.lan.reconnect("room-a")
+    # b and c are still in the call, with each other's media, told only that a left.
+    await flowing(b, "room-c")
+    await flowing(c, "room-b")
+    for kit in (b, c):
+        assert membership(kit, marks[kit.uid]) == ["onUserLeft"], kit.events[marks[kit.uid]:]
+        assert (await kit.session())["state"] == "active"
