@@ -408,7 +408,9 @@ class CallSession:
         self._peak = max(self._peak, 1 + len(self.participants))
         self._hub.emit("onUserJoined", rtc_user(participant))
         if self.media is not None:
-            self.media.add_participant(participant.uid, offerer=offerer, video=not self.audio_only)
+            # Video goes between two kits only when neither asked for an audio-only call.
+            video = not (self.audio_only or participant.audio_only)
+            self.media.add_participant(participant.uid, offerer=offerer, video=video)
 
     async def _remove_participant(self, uid: str) -> None:
         participant = self.participants.pop(uid)
@@ -595,7 +597,7 @@ class CallSession:
         self._local_changed()
 
     async def switch_to_video_call(self) -> None:
-        if not self.audio_only:
+        if not self.audio_only and not any(p.audio_only for p in self.participants.values()):
             raise CallsError("not-audio-only", "the call already has video")
         try:
             await self._client.request(SwitchToVideo(type="switch-to-video"))

@@ -47,9 +47,8 @@ class Member:
 
 
 class Session:
-    def __init__(self, session_id: str, audio_only: bool) -> None:
+    def __init__(self, session_id: str) -> None:
         self.id = session_id
-        self.audio_only = audio_only
         self.members: dict[str, Member] = {}  # by uid, in joining order
         self.peak = 0  # most participants at once: 2 means it was a 1:1 call
 
@@ -101,8 +100,7 @@ class Rooms:
         self._tokens.verify(request.call_token, session_id=request.session_id, uid=connection.uid)
         session = self._sessions.get(request.session_id)
         if session is None:
-            # The first joiner decides whether this is an audio-only call.
-            session = Session(request.session_id, request.state.audio_only)
+            session = Session(request.session_id)
             self._sessions[session.id] = session
         member = session.members.get(connection.uid)
         if member is None:
@@ -115,7 +113,7 @@ class Rooms:
             session_id=session.id,
             you=member.participant,
             participants=others,
-            audio_only=session.audio_only,
+            audio_only=member.participant.audio_only,
         )
 
     def _add_member(self, session: Session, connection: Connection, request: Join) -> Member:
@@ -127,7 +125,7 @@ class Rooms:
             muted=state.muted,
             video_paused=state.video_paused,
             recording=state.recording,
-            audio_only=session.audio_only,
+            audio_only=state.audio_only,  # each participant's own: no one decides for others
             joined_at=time.time(),
         )
         member = Member(participant, connection)
@@ -214,9 +212,8 @@ class Rooms:
 
     def switch_to_video(self, connection: Connection) -> None:
         session, member = self._membership(connection)
-        if not session.audio_only:
+        if not any(m.participant.audio_only for m in session.members.values()):
             raise ServerError("not-audio-only", f"{session.id} is already a video call")
-        session.audio_only = False
         for each in session.members.values():
             each.participant = each.participant.model_copy(update={"audio_only": False})
         session.send_to_all(SwitchedToVideo(session_id=session.id, by=member.participant))
