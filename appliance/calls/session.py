@@ -562,6 +562,8 @@ class CallSession:
             await self._client.send(UpdateState(type="state", state=patch))
 
     async def mute_audio(self, muted: bool) -> None:
+        if muted == self.local.audio_muted:
+            return  # no change: no one is told
         self.local.set_audio_muted(muted)
         await self._publish(StatePatch(muted=muted))
         me = self.local_user()
@@ -569,6 +571,8 @@ class CallSession:
         self._local_changed()
 
     async def pause_video(self, paused: bool) -> None:
+        if paused == self.local.video_paused:
+            return
         await self.local.set_video_paused(paused)
         await self._publish(StatePatch(video_paused=self._video_paused_for_others()))
         self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(self.local_user(), paused))
@@ -589,10 +593,14 @@ class CallSession:
         self._local_changed()
 
     async def set_audio_mode(self, mode: AudioMode) -> None:
-        await self._router.select(mode)
-        self._local_changed()
+        before = self._router.current
+        await self._router.select(mode)  # chosen by hand even if current: it stays on it
+        if self._router.current != before:
+            self._local_changed()
 
     def set_pip(self, enabled: bool) -> None:
+        if enabled == self.pip:
+            return
         self.pip = enabled
         self._local_changed()
 
