@@ -407,6 +407,8 @@ class CallSession:
         self.participants[participant.uid] = participant
         self._peak = max(self._peak, 1 + len(self.participants))
         self._hub.emit("onUserJoined", rtc_user(participant))
+        if participant.recording:  # the call was being recorded before we heard of them
+            self._hub.emit("onRecordingToggled", RTCRecordingInfo(True, rtc_user(participant)))
         if self.media is not None:
             # Video goes between two kits only when neither asked for an audio-only call.
             video = not (self.audio_only or participant.audio_only)
