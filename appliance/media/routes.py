@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from appliance.calls.errors import CallsError
+from appliance.errors import CallsError
 from appliance.media.remote import AudioMixer
 from hal.audio.base import AudioError, AudioOutput, Route
 from hal.errors import HardwareError

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -33,10 +33,8 @@ from appliance.signaling.messages import (
     dump,
     server_message,
 )
+from appliance.signaling.tokens import CallToken
 from appliance.tls import ClientTrust
-
-if TYPE_CHECKING:
-    from appliance.calls.settings import CallToken
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +294,6 @@ class ServerApi:
         self._http: aiohttp.ClientSession | None = None
 
     async def create_token(self, auth_token: str, session_id: str) -> CallToken:
-        # Imported here: the calls package imports this module, not the other way round.
-        from appliance.calls.settings import CallToken
-
         data = await self._call("POST", "/v1/tokens", auth_token, body={"session_id": session_id})
         issued = _parse(_TokenResponse, data)
         return CallToken(issued.token, issued.session_id, issued.uid, issued.expires_at)
