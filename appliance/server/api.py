@@ -10,19 +10,18 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
 from appliance.errors import is_storage_full
+from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
-from appliance.server.store import User
+from appliance.server.store import Store, User
+from appliance.server.tokens import CallTokens
 from appliance.signaling.messages import SessionId, Uid
-
-if TYPE_CHECKING:
-    from appliance.server.app import SessionServer
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,31 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response("internal", "internal error", 500)
 
 
+class Server(Protocol):
+    """What the HTTP endpoints use of the session server (``appliance.server.app``)."""
+
+    @property
+    def admin_key(self) -> str: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def tokens(self) -> CallTokens: ...
+    @property
+    def connections(self) -> ConnectionRegistry: ...
+
+    async def create_user(
+        self,
+        uid: str,
+        name: str,
+        avatar: str | None = None,
+        *,
+        session_id: str | None = None,
+        ttl: float | None = None,
+    ) -> str: ...
+
+
 class HttpApi:
-    def __init__(self, server: SessionServer) -> None:
+    def __init__(self, server: Server) -> None:
         self._server = server
 
     def routes(self) -> list[web.RouteDef]:
