@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +58,7 @@ from appliance.signaling.messages import (
     SwitchToVideo,
     UpdateState,
 )
+from appliance.tasks import TaskSet
 from hal.camera.base import VideoFormat
 from hal.errors import HardwareError
 from hal.registry import Hardware
@@ -152,7 +153,7 @@ class CallSession:
         self.recorder: Recorder | None = None
         self._joined = asyncio.Event()
         self._idle_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, prefix=f"session {self.session_id}: ")
         self._media_lost: asyncio.Task[None] | None = None
         self.ended_reason: str | None = None
         self._peak = 1  # most people in the call at once, us included: 2 means 1:1
@@ -357,8 +358,7 @@ class CallSession:
             self._idle_task = None
         if self._rejoin_timer is not None and self._rejoin_timer is not asyncio.current_task():
             self._rejoin_timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         if self.recorder is not None:
             recorder, self.recorder = self.recorder, None
             await recorder.stop()
@@ -529,7 +529,7 @@ class CallSession:
                 "media-interrupted", "network", f"no media from {participant.name}; reconnecting"
             )
             if uid in self._awaiting_rejoin:  # not on the server, and now silent: gone
-                self._spawn(self._drop_participants([uid]), f"drop {uid}")
+                self._tasks.spawn(self._drop_participants([uid]), f"drop {uid}")
         elif health == Health.CONNECTED and uid in self._interrupted:
             self._interrupted.discard(uid)
             self._warn("media-restored", "network", f"media from {participant.name} is back")
@@ -581,7 +581,7 @@ class CallSession:
         self._local_changed()
 
     def _camera_changed(self, ok: bool) -> None:
-        self._spawn(
+        self._tasks.spawn(
             self._publish(StatePatch(video_paused=self._video_paused_for_others())), "camera state"
         )
         self._local_changed()
@@ -660,7 +660,7 @@ class CallSession:
             with contextlib.suppress(CallsError):
                 await self.stop_recording()
 
-        self._spawn(stop(), "stop failed recording")
+        self._tasks.spawn(stop(), "stop failed recording")
 
     # --- idle timeout --------------------------------------------------------------------
 
@@ -729,15 +729,3 @@ class CallSession:
     def _warn(self, code: str, device: str, message: str) -> None:
         log.warning("session %s: %s: %s", self.session_id, device, message)
         self._hub.emit("onWarning", {"code": code, "device": device, "message": message})
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "session %s: %s failed", self.session_id, task.get_name(), exc_info=task.exception()
-            )

@@ -30,6 +30,7 @@ from appliance.server.tokens import CallTokens, new_secret
 from appliance.server.websocket import SignalingEndpoint
 from appliance.signaling.messages import Error
 from appliance.storage import atomic_write_text
+from appliance.tasks import TaskSet
 from appliance.tls import ServerTls
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class SessionServer:
         self._url: str | None = None
         self._admin_key: str | None = None
         self.guard: ConnectionGuard | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet(log)
 
     @property
     def url(self) -> str:
@@ -161,8 +162,7 @@ class SessionServer:
             return
         await self._signaling.close_all()
         await runner.cleanup()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.wait()
         self.ringing.close()
         self.rooms.close()
         if self.janus is not None:
@@ -216,9 +216,7 @@ class SessionServer:
     def _drop_guests(self, session_id: str | None) -> None:
         """The guests of a session that ended (and any expired) lose their credentials
         and their connections."""
-        task = asyncio.get_running_loop().create_task(self._remove_guests(session_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._remove_guests(session_id), f"remove guests of {session_id}")
 
     async def _remove_guests(self, session_id: str | None) -> None:
         try:
