@@ -203,7 +203,7 @@ class CallSession:
             self.state = SessionState.IDLE
             self._hub.delegate = None
             if isinstance(err, SignalingError):
-                raise CallsError(err.code, err.message) from None
+                raise
             raise CallsError("server-unreachable", f"the session server: {err}") from None
         assert isinstance(reply, Joined)
         self.audio_only = reply.audio_only
@@ -609,10 +609,7 @@ class CallSession:
     async def switch_to_video_call(self) -> None:
         if not self.audio_only and not any(p.audio_only for p in self.participants.values()):
             raise CallsError("not-audio-only", "the call already has video")
-        try:
-            await self._client.request(SwitchToVideo(type="switch-to-video"))
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
+        await self._client.request(SwitchToVideo(type="switch-to-video"))
 
     async def start_recording(self) -> Path:
         if self.recorder is not None:

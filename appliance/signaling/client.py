@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from appliance.errors import CallsError
 from appliance.signaling.messages import (
     MAX_MESSAGE_BYTES,
     CallInfo,
@@ -46,14 +47,14 @@ HEARTBEAT = 15.0  # WebSocket pings, so a vanished server is noticed within ~30 
 HTTP_TIMEOUT = 10.0
 
 
-class SignalingError(Exception):
+class SignalingError(CallsError):
     """The server refused: ``code`` is stable (``token-expired``, ``unauthorized``, ...),
-    ``message`` is for people."""
+    ``message`` is for people. A ``CallsError`` (409), so a refusal reaches the call API's
+    callers and the REST API as it is."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.args = (f"{code}: {message}",)
 
 
 @dataclass(frozen=True)
