@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from appliance.api.auth import TokenStore
 from appliance.api.models import ErrorBody, ErrorDetail
 from appliance.errors import CallboxError, is_storage_full, storage_error
+from appliance.validation import problems
 from hal.errors import HardwareError
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,8 @@ async def json_errors(
 
 def describe(err: ValidationError, prefix: str = "") -> tuple[str, str]:
     """(field, sentence) naming the first problem of a pydantic validation error."""
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    name = ".".join(part for part in (prefix, where) if part) or "body"
-    return name, f"{name}: {first['msg']}"
+    ((name, message),) = problems(err, prefix=prefix)
+    return name, f"{name}: {message}"
 
 
 def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:

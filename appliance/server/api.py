@@ -22,6 +22,7 @@ from appliance.server.errors import ServerError
 from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens
 from appliance.signaling.messages import SessionId, Uid
+from appliance.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +190,7 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ServerError("bad-request", _describe(err), status=422) from None
-
-
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for error in err.errors()[:3]:
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{field}: {error['msg']}")
-    return "; ".join(parts)
+        raise ServerError("bad-request", describe(err, limit=3), status=422) from None
 
 
 def _limit(value: str | None) -> int:

@@ -32,6 +32,7 @@ from appliance.signaling.messages import Error
 from appliance.storage import atomic_write_text
 from appliance.tasks import TaskSet
 from appliance.tls import ServerTls
+from appliance.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,7 @@ class SessionServer:
         try:
             user = NewUser(uid=uid, name=name, avatar=avatar, session_id=session_id, ttl=ttl)
         except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ServerError("bad-request", f"{field}: {first['msg']}", status=422) from None
+            raise ServerError("bad-request", describe(err), status=422) from None
         token = secrets.token_urlsafe(32)
         expires_at = None
         if user.session_id is not None:
