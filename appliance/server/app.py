@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from appliance.config import ServerConfig, split_hostport
-from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
+from appliance.netguard import ConnectionGuard, start_site
 from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
@@ -124,29 +124,17 @@ class SessionServer:
                 log.info("removed %d guests of ended sessions", len(ended))
             if closed := await self.store.close_interrupted_calls(time.time()):
                 log.info("closed %d calls interrupted by the last shutdown", closed)
-            limits = self.config.limits
-            runner = web.AppRunner(
+            host, port = split_hostport(self.config.listen)
+            runner, guard = await start_site(
                 self.app,
-                access_log=None,
+                "session server",
+                host,
+                port,
+                self.config.limits,
+                ssl_context=self.tls.context if self.tls is not None else None,
                 shutdown_timeout=SHUTDOWN_TIMEOUT,
                 keepalive_timeout=KEEPALIVE_TIMEOUT,
-                logger=quiet_protocol_errors(),
             )
-            await runner.setup()
-            host, port = split_hostport(self.config.listen)
-            guard = ConnectionGuard(
-                "session server",
-                per_address=limits.connections_per_address,
-                header_timeout=limits.header_timeout,
-                exempt=frozenset(limits.exempt_addresses),
-            )
-            guard_loop(asyncio.get_running_loop())
-            try:
-                ssl_context = self.tls.context if self.tls is not None else None
-                await GuardedSite(runner, host, port, guard, ssl_context=ssl_context).start()
-            except BaseException:
-                await runner.cleanup()
-                raise
         except BaseException:
             await self.store.close()
             raise
