@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
-from appliance.errors import is_storage_full
+from appliance.httperrors import json_errors as shared_json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
 from appliance.server.store import Store, User
@@ -51,27 +51,7 @@ class TokenRequest(BaseModel):
     session_id: SessionId
 
 
-def error_response(code: str, message: str, status: int) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ServerError as err:
-        return web.json_response(err.to_json(), status=err.status)
-    except web.HTTPException as err:
-        if err.status < 400:
-            raise
-        code = err.reason.lower().replace(" ", "-")  # "Not Found" -> "not-found"
-        return error_response(code, err.reason, err.status)
-    except Exception as err:
-        if is_storage_full(err):
-            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
-            return error_response("storage-full", "the server's storage is full", 507)
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response("internal", "internal error", 500)
+json_errors = shared_json_errors(log, storage_full="the server's storage is full")
 
 
 class Server(Protocol):
