@@ -84,6 +84,7 @@ run: setup
 
 lint: setup-test
 	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/lint-imports
 
 typecheck: setup-test
 	$(BIN)/mypy
@@ -91,8 +92,10 @@ typecheck: setup-test
 pytest: setup-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# lint-imports: the layers point one way (the contracts in pyproject.toml).
 test: setup-test
 	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -29,6 +29,7 @@ from pydantic import (
 from appliance.audio.settings import RoomAudioConfig
 from appliance.rest_layer import ASOUND_CONF, RestLayerError, check_rest_layer, defined_pcms
 from appliance.storage import atomic_write_text
+from appliance.validation import problems
 from hal.config import HalConfig
 
 log = logging.getLogger(__name__)
@@ -266,12 +267,6 @@ class ConfigError(ValueError):
         self.message = message
 
 
-def _first_error(err: ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
-    return field, first["msg"]
-
-
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``patch`` into a copy of ``base`` (tables merge, values replace)."""
     out = dict(base)
@@ -287,7 +282,7 @@ def validate(data: dict[str, Any], source: str = "") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        field, message = _first_error(err)
+        ((field, message),) = problems(err, default="config")
         raise ConfigError(field, message, source) from None
 
 

@@ -69,6 +69,9 @@ class Daemon:
         # SHA-256 of the certificate the REST API (else the session server) serves, if TLS.
         self.tls_fingerprint: str | None = None
         self._stop = asyncio.Event()
+        # What started, to stop in the reverse order: each component pushes its stop once
+        # it runs, so a start that failed half-way stops exactly what it started.
+        self._components = contextlib.AsyncExitStack()
         # systemd notifications and the watchdog; ``supervisor.watch(task)`` makes a
         # background task's crash stop the daemon with a non-zero exit.
         try:
@@ -92,9 +95,11 @@ class Daemon:
         if config.server.embedded:
             self.server = SessionServer(config.server, config.database_path, tls=server_side)
             await self.server.start()
+            self._components.push_async_callback(self.server.stop)
             log.info("session server listening on %s", self.server.url)
         auth_token = await self._auth_token()
         self.hardware = build_hardware(config.hal, KitIdentity(config.kit.uid, config.kit.name))
+        self._components.push_async_callback(self.hardware.close)
         self._log_hardware(self.hardware)
         if self.hardware.bluetooth is not None:
             # Reports the headsets already connected, so the Bluetooth route is there at once.
@@ -126,6 +131,8 @@ class Daemon:
         if self.hardware.pointer is not None:
             self.compositor.attach_pointer(self.hardware.pointer)
         await self.compositor.start()
+        self._components.push_async_callback(self.compositor.stop)
+        self._components.push_async_callback(self.calls.close)  # ends the call: peers see it
         await self.calls.connect(patience=SERVER_PATIENCE)
         self.kit = KitController(
             self.calls,
@@ -136,6 +143,7 @@ class Daemon:
             buttons=self.hardware.buttons,
         )
         self.kit.start()
+        self._components.push_async_callback(self.kit.close)
         self.api = ApiServer(
             config,
             calls=self.calls,
@@ -151,6 +159,8 @@ class Daemon:
             warnings=self.warnings,
             asound_conf=self._asound_conf,
         )
+        # Stopped first: no request may act on what is closing after it.
+        self._components.push_async_callback(self.api.stop)
         await self._start_api(self.api)
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
@@ -308,15 +318,4 @@ class Daemon:
         if self._token_timer is not None:
             self._token_timer.cancel()
             self._token_timer = None
-        if self.api is not None:
-            await self.api.stop()  # first: no request may act on what is closing below
-        if self.kit is not None:
-            await self.kit.close()
-        if self.calls is not None:
-            await self.calls.close()  # ends the call: peers see the kit leave
-        if self.compositor is not None:
-            await self.compositor.stop()
-        if self.hardware is not None:
-            await self.hardware.close()
-        if self.server is not None:
-            await self.server.stop()
+        await self._components.aclose()

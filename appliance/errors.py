@@ -19,6 +19,15 @@ class CallboxError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
+class CallsError(CallboxError):
+    """A call-API method that cannot run now (``no-active-session``, ``session-active``,
+    ``audio-mode-unavailable``, ...) or that the session server refused (``token-expired``,
+    ``unknown-user``, ...). Here, below every layer, so the media layer may raise it too;
+    ``appliance.calls`` exports it."""
+
+    status = 409
+
+
 # Errors of a disk with no room left: ENOSPC, EDQUOT, and SQLite's SQLITE_FULL.
 _FULL_ERRNOS = frozenset({28, 122})  # errno.ENOSPC, errno.EDQUOT (Linux)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine
 from typing import Any
 
 from appliance.calls import (
@@ -18,6 +17,7 @@ from appliance.calls import (
     SessionState,
 )
 from appliance.calls.events import CallType
+from appliance.tasks import TaskSet
 from hal.buttons.base import ButtonName, Buttons, LedName, LedState, Press
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class KitController:
         self.auto_answer = auto_answer
         self.end_needs_hold = end_needs_hold
         self._buttons = buttons
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, expected=(CallsError,))
         calls.add_call_listener("kit", self)
         self._events_task: asyncio.Task[None] | None = None
 
@@ -133,29 +133,29 @@ class KitController:
     # --- the delegate and the ringing listener -------------------------------------------
 
     def on_call_end_button_pressed(self) -> None:
-        self._spawn(self.end(), "end call")
+        self._tasks.spawn(self.end(), "end call")
 
     def on_incoming_call_received(self, call: Call) -> None:
         log.info(
             "incoming %s call from %s (%s)", call.call_type, call.initiator.name, call.session_id
         )
         if self.auto_answer:
-            self._spawn(self.answer(call.session_id), "auto-answer")
+            self._tasks.spawn(self.answer(call.session_id), "auto-answer")
 
     def on_outgoing_call_accepted(self, call: Call) -> None:
-        self._spawn(self._join(call), "join accepted call")
+        self._tasks.spawn(self._join(call), "join accepted call")
 
     def on_call_ended_message_received(self, call: Call) -> None:
         # The server also ends the session itself (session-ended): ending is idempotent.
         session = self.calls.session
         if session is not None and session.session_id == call.session_id:
-            self._spawn(session.end(), "end ended call")
+            self._tasks.spawn(session.end(), "end ended call")
 
     # --- buttons -------------------------------------------------------------------------
 
     def on_button(self, button: ButtonName, press: Press) -> None:
         log.info("button %s (%s)", button.value, press.value)
-        self._spawn(self._act_on_button(button, press), f"button {button.value}")
+        self._tasks.spawn(self._act_on_button(button, press), f"button {button.value}")
 
     async def _act_on_button(self, button: ButtonName, press: Press) -> None:
         calls = self.calls
@@ -210,18 +210,3 @@ class KitController:
         self._buttons.set_led(
             LedName.RINGING, LedState.BLINK if state == SessionState.RINGING else LedState.OFF
         )
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        err = task.exception()
-        if isinstance(err, CallsError):
-            log.warning("%s: %s", task.get_name(), err.message)
-        elif err is not None:
-            log.error("%s failed", task.get_name(), exc_info=err)

@@ -25,8 +25,8 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -286,3 +286,51 @@ def raise_nofile_limit() -> tuple[int, int] | None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
     return soft, hard
+
+
+class SiteLimits(Protocol):
+    """What one host may ask of a listening socket (``ApiLimits``, ``ServerLimits``)."""
+
+    @property
+    def connections_per_address(self) -> int: ...
+    @property
+    def header_timeout(self) -> float: ...
+    @property
+    def exempt_addresses(self) -> Sequence[str]: ...
+
+
+async def start_site(
+    app: web.Application,
+    name: str,
+    host: str,
+    port: int,
+    limits: SiteLimits,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    shutdown_timeout: float,
+    keepalive_timeout: float,
+) -> tuple[web.AppRunner, ConnectionGuard]:
+    """The one start sequence of callbox's HTTP servers (the REST API, the session server):
+    a runner without access log, a ConnectionGuard with ``limits`` in front of the socket,
+    TLS with ``ssl_context``. Raises OSError if the address is taken (nothing is left open)."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=keepalive_timeout,
+        logger=quiet_protocol_errors(),
+    )
+    await runner.setup()
+    guard = ConnectionGuard(
+        name,
+        per_address=limits.connections_per_address,
+        header_timeout=limits.header_timeout,
+        exempt=frozenset(limits.exempt_addresses),
+    )
+    guard_loop(asyncio.get_running_loop())
+    try:
+        await GuardedSite(runner, host, port, guard, ssl_context=ssl_context).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, guard

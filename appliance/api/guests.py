@@ -178,7 +178,9 @@ class GuestsApi:
                 raise storage_error(OSError(errno.ENOSPC, "no space left")) from None
             if isinstance(err, sqlite3.Error):
                 raise storage_error(err) from None
-            if isinstance(err, SignalingError | ServerError):
+            if isinstance(err, SignalingError):
+                raise
+            if isinstance(err, ServerError):
                 raise CallsError(err.code, err.message) from None
             if isinstance(err, OSError):
                 raise ApiError(

@@ -14,7 +14,7 @@ from appliance.api import models as m
 from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, Param, Raw, optional_param, param
 from appliance.calls import CallsError
-from appliance.signaling.client import ServerApi, SignalingError
+from appliance.signaling.client import ServerApi
 
 RecordingName = Annotated[str, Field(pattern=m.RECORDING_NAME, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=500)]
@@ -128,8 +128,6 @@ class RecordsApi:
         limit = optional_param(request, "limit", int) or 50
         try:
             calls = await self._server_api.calls(self._ctx.auth_token, limit)
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
         except OSError as err:
             raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
         return m.CallList(calls=[m.Call.model_validate(c.model_dump()) for c in calls])

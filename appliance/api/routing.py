@@ -13,8 +13,9 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from appliance.api.auth import TokenStore
-from appliance.api.models import ErrorBody, ErrorDetail
-from appliance.errors import CallboxError, is_storage_full, storage_error
+from appliance.errors import CallboxError, storage_error
+from appliance.httperrors import json_errors as shared_json_errors
+from appliance.validation import problems
 from hal.errors import HardwareError
 
 log = logging.getLogger(__name__)
@@ -76,47 +77,27 @@ class ApiError(CallboxError):
         self.field = field
 
 
-def error_response(code: str, message: str, status: int, field: str | None = None) -> web.Response:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field))
-    headers = {"WWW-Authenticate": 'Bearer realm="callbox"'} if status == 401 else None
-    return web.json_response(
-        body.model_dump(mode="json", exclude_none=True), status=status, headers=headers
+def _hardware_error(err: Exception) -> CallboxError | None:
+    return (
+        CallboxError("device-error", str(err), status=409)
+        if isinstance(err, HardwareError)
+        else None
     )
 
 
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every refusal as ``{"error": {"code", "message"}}``; a bug is a logged 500."""
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return error_response(err.code, err.message, err.status, err.field)
-    except CallboxError as err:
-        return error_response(err.code, err.message, err.status)
-    except HardwareError as err:
-        return error_response("device-error", str(err), 409)
-    except web.HTTPException as err:
-        if err.status < 400:
-            raise
-        code = (err.reason or "error").lower().replace(" ", "-")
-        return error_response(code, err.reason or "error", err.status)
-    except Exception as err:
-        if is_storage_full(err):
-            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
-            full = storage_error(err)
-            return error_response(full.code, full.message, full.status)
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response("internal", "internal error", 500)
+# Every refusal as ``{"error": {"code", "message"}}``; a bug is a logged 500.
+json_errors = shared_json_errors(
+    log,
+    storage_full=storage_error(OSError(28, "full")).message,
+    translate=_hardware_error,
+    challenge='Bearer realm="callbox"',
+)
 
 
 def describe(err: ValidationError, prefix: str = "") -> tuple[str, str]:
     """(field, sentence) naming the first problem of a pydantic validation error."""
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    name = ".".join(part for part in (prefix, where) if part) or "body"
-    return name, f"{name}: {first['msg']}"
+    ((name, message),) = problems(err, prefix=prefix)
+    return name, f"{name}: {message}"
 
 
 def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:

@@ -25,7 +25,7 @@ from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.kit import KitController
-from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
+from appliance.netguard import ConnectionGuard, start_site
 from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust, ServerTls
@@ -140,29 +140,17 @@ class ApiServer:
             return
         await self.tokens.load()
         await self._pages.load()
-        runner = web.AppRunner(
+        host, port = split_hostport(listen or self.context.config.api.listen)
+        runner, self.guard = await start_site(
             self.app,
-            access_log=None,
+            "REST API",
+            host,
+            port,
+            self.context.config.api.limits,
+            ssl_context=self.tls.context if self.tls is not None else None,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
-            logger=quiet_protocol_errors(),
         )
-        await runner.setup()
-        host, port = split_hostport(listen or self.context.config.api.listen)
-        limits = self.context.config.api.limits
-        self.guard = ConnectionGuard(
-            "REST API",
-            per_address=limits.connections_per_address,
-            header_timeout=limits.header_timeout,
-            exempt=frozenset(limits.exempt_addresses),
-        )
-        guard_loop(asyncio.get_running_loop())
-        try:
-            ssl_context = self.tls.context if self.tls is not None else None
-            await GuardedSite(runner, host, port, self.guard, ssl_context=ssl_context).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
         self._runner = runner
         bound = runner.addresses[0]
         self.context.own_ports.add(bound[1])

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from enum import StrEnum
+from typing import Any, Protocol
 
 import numpy as np
 
 from appliance.audio import sounds
 from appliance.audio.settings import RoomAudioConfig
-from appliance.calls.events import CallEvent, EventHub
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm, Route
 from hal.errors import HardwareError
 from hal.pacing import Pacer
@@ -38,6 +39,21 @@ STOP_EVENTS = frozenset(
 )
 
 
+class Event(Protocol):
+    """A call event as the ringer reads it (``appliance.calls.events.CallEvent``)."""
+
+    @property
+    def event(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+class Events(Protocol):
+    """Where the ringer hears call events from (``appliance.calls.events.EventHub``)."""
+
+    def subscribe(self) -> AbstractContextManager[asyncio.Queue[Any]]: ...
+
+
 class Tone(StrEnum):
     RING = "ring"  # an incoming call
     RINGBACK = "ringback"  # our outgoing call rings the other side
@@ -46,7 +62,7 @@ class Tone(StrEnum):
 class Ringer:
     def __init__(
         self,
-        events: EventHub,
+        events: Events,
         outputs: dict[Route, AudioOutput],
         config: RoomAudioConfig,
         *,
@@ -90,7 +106,7 @@ class Ringer:
             while True:
                 await self._on_event(await queue.get())
 
-    async def _on_event(self, event: CallEvent) -> None:
+    async def _on_event(self, event: Event) -> None:
         name = event.event
         if name == "onIncomingCallReceived":
             await self.ring(Tone.RING)

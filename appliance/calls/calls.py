@@ -131,8 +131,6 @@ class Calls:
             return
         try:
             welcome = await self._client.connect()
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
         except (OSError, TimeoutError) as err:
             raise CallsError("server-unreachable", f"the session server: {err}") from None
         self.name = welcome.name
@@ -220,8 +218,6 @@ class Calls:
             raise ValueError("session_id: expected a non-empty string")
         try:
             return await self._api.create_token(auth_token, session_id)
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
         except OSError as err:
             raise CallsError("server-unreachable", f"the session server: {err}") from None
 
@@ -364,10 +360,7 @@ class Calls:
 
     async def _call_request(self, message: Any) -> Call:
         await self.login()
-        try:
-            reply = await self._client.request(message)
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
+        reply = await self._client.request(message)  # a refusal is a CallsError
         assert isinstance(reply, CallReply)
         return to_call(reply.call)
 

@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-from appliance.errors import CallboxError
+from appliance.errors import CallsError
 
-
-class CallsError(CallboxError):
-    """A call-API method that cannot run now (``no-active-session``, ``session-active``,
-    ``audio-mode-unavailable``, ...) or that the session server refused (``token-expired``,
-    ``unknown-user``, ...)."""
-
-    status = 409
+__all__ = ["CallsError", "no_active_session"]
 
 
 def no_active_session() -> CallsError:

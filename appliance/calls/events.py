@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
 
+from appliance.tasks import TaskSet
 from hal.audio.base import Route as AudioMode
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class EventHub:
         self._listeners: dict[str, object] = {}
         self._queues: set[asyncio.Queue[CallEvent]] = set()
         self._queue_size = queue_size
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)  # async handlers: a failure is logged
 
     def add_listener(self, listener_id: str, listener: object) -> None:
         self._listeners[listener_id] = listener
@@ -215,16 +216,9 @@ class EventHub:
         try:
             result = handler() if payload is None else handler(payload)
             if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
+                self._tasks.add(asyncio.ensure_future(result))
         except Exception:
             log.exception("event handler %s failed", method)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("event handler failed", exc_info=task.exception())
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[asyncio.Queue[CallEvent]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +58,7 @@ from appliance.signaling.messages import (
     SwitchToVideo,
     UpdateState,
 )
+from appliance.tasks import TaskSet
 from hal.camera.base import VideoFormat
 from hal.errors import HardwareError
 from hal.registry import Hardware
@@ -152,7 +153,7 @@ class CallSession:
         self.recorder: Recorder | None = None
         self._joined = asyncio.Event()
         self._idle_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, prefix=f"session {self.session_id}: ")
         self._media_lost: asyncio.Task[None] | None = None
         self.ended_reason: str | None = None
         self._peak = 1  # most people in the call at once, us included: 2 means 1:1
@@ -202,7 +203,7 @@ class CallSession:
             self.state = SessionState.IDLE
             self._hub.delegate = None
             if isinstance(err, SignalingError):
-                raise CallsError(err.code, err.message) from None
+                raise
             raise CallsError("server-unreachable", f"the session server: {err}") from None
         assert isinstance(reply, Joined)
         self.audio_only = reply.audio_only
@@ -357,8 +358,7 @@ class CallSession:
             self._idle_task = None
         if self._rejoin_timer is not None and self._rejoin_timer is not asyncio.current_task():
             self._rejoin_timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         if self.recorder is not None:
             recorder, self.recorder = self.recorder, None
@@ -418,8 +418,12 @@ class CallSession:
         self.participants[participant.uid] = participant
         self._peak = max(self._peak, 1 + len(self.participants))
         self._hub.emit("onUserJoined", rtc_user(participant))
+        if participant.recording:  # the call was being recorded before we heard of them
+            self._hub.emit("onRecordingToggled", RTCRecordingInfo(True, rtc_user(participant)))
         if self.media is not None:
-            self.media.add_participant(participant.uid, offerer=offerer, video=not self.audio_only)
+            # Video goes between two kits only when neither asked for an audio-only call.
+            video = not (self.audio_only or participant.audio_only)
+            self.media.add_participant(participant.uid, offerer=offerer, video=video)
 
     async def _remove_participant(self, uid: str) -> None:
         participant = self.participants.pop(uid)
@@ -536,7 +540,7 @@ class CallSession:
                 "media-interrupted", "network", f"no media from {participant.name}; reconnecting"
             )
             if uid in self._awaiting_rejoin:  # not on the server, and now silent: gone
-                self._spawn(self._drop_participants([uid]), f"drop {uid}")
+                self._tasks.spawn(self._drop_participants([uid]), f"drop {uid}")
         elif health == Health.CONNECTED and uid in self._interrupted:
             self._interrupted.discard(uid)
             self._warn("media-restored", "network", f"media from {participant.name} is back")
@@ -571,6 +575,8 @@ class CallSession:
             await self._client.send(UpdateState(type="state", state=patch))
 
     async def mute_audio(self, muted: bool) -> None:
+        if muted == self.local.audio_muted:
+            return  # no change: no one is told
         self.local.set_audio_muted(muted)
         await self._publish(StatePatch(muted=muted))
         me = self.local_user()
@@ -578,13 +584,15 @@ class CallSession:
         self._local_changed()
 
     async def pause_video(self, paused: bool) -> None:
+        if paused == self.local.video_paused:
+            return
         await self.local.set_video_paused(paused)
         await self._publish(StatePatch(video_paused=self._video_paused_for_others()))
         self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(self.local_user(), paused))
         self._local_changed()
 
     def _camera_changed(self, ok: bool) -> None:
-        self._spawn(
+        self._tasks.spawn(
             self._publish(StatePatch(video_paused=self._video_paused_for_others())), "camera state"
         )
         self._local_changed()
@@ -598,20 +606,21 @@ class CallSession:
         self._local_changed()
 
     async def set_audio_mode(self, mode: AudioMode) -> None:
-        await self._router.select(mode)
-        self._local_changed()
+        before = self._router.current
+        await self._router.select(mode)  # chosen by hand even if current: it stays on it
+        if self._router.current != before:
+            self._local_changed()
 
     def set_pip(self, enabled: bool) -> None:
+        if enabled == self.pip:
+            return
         self.pip = enabled
         self._local_changed()
 
     async def switch_to_video_call(self) -> None:
-        if not self.audio_only:
+        if not self.audio_only and not any(p.audio_only for p in self.participants.values()):
             raise CallsError("not-audio-only", "the call already has video")
-        try:
-            await self._client.request(SwitchToVideo(type="switch-to-video"))
-        except SignalingError as err:
-            raise CallsError(err.code, err.message) from None
+        await self._client.request(SwitchToVideo(type="switch-to-video"))
 
     async def start_recording(self) -> Path:
         if self.recorder is not None:
@@ -659,7 +668,7 @@ class CallSession:
             with contextlib.suppress(CallsError):
                 await self.stop_recording()
 
-        self._spawn(stop(), "stop failed recording")
+        self._tasks.spawn(stop(), "stop failed recording")
 
     # --- idle timeout --------------------------------------------------------------------
 
@@ -728,15 +737,3 @@ class CallSession:
     def _warn(self, code: str, device: str, message: str) -> None:
         log.warning("session %s: %s: %s", self.session_id, device, message)
         self._hub.emit("onWarning", {"code": code, "device": device, "message": message})
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "session %s: %s failed", self.session_id, task.get_name(), exc_info=task.exception()
-            )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from appliance.media.view import View
+from appliance.signaling.tokens import CallToken
 from hal.audio.base import Route as AudioMode
 
 __all__ = [
@@ -40,26 +42,6 @@ class AvatarMode(StrEnum):
 
 MIN_IDLE_TIMEOUT = 1
 MAX_IDLE_TIMEOUT = 24 * 3600
-
-
-@dataclass(frozen=True)
-class CallToken:
-    """What generate_token() returns: a signed token for one session and one user."""
-
-    token: str
-    session_id: str
-    uid: str
-    expires_at: float
-
-
-class View(Protocol):
-    """Where a call is rendered (the HDMI compositor, or a test's frame sink)."""
-
-    def show_video(self, uid: str, frame: Any) -> None:
-        """A decoded video frame (av.VideoFrame) from participant ``uid`` (or "local")."""
-
-    def forget(self, uid: str) -> None:
-        """Participant ``uid`` has no video any more."""
 
 
 @dataclass(frozen=True)

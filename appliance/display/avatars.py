@@ -16,6 +16,8 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import aiohttp
 from PIL import Image
 
+from appliance.tasks import TaskSet
+
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 4 << 20  # an avatar bigger than this is refused
@@ -36,7 +38,7 @@ class AvatarImages:
         self._on_loaded = on_loaded
         self._images: dict[str, Image.Image] = {}
         self._state: dict[str, State] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log)
         self._http: aiohttp.ClientSession | None = None
 
     def get(self, url: str) -> Image.Image | None:
@@ -53,14 +55,10 @@ class AvatarImages:
         if len(self._state) >= MAX_IMAGES:
             self._forget_oldest()
         self._state[url] = "loading"
-        task = asyncio.create_task(self._load(url), name="avatar")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._load(url), "avatar")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         if self._http is not None:
             await self._http.close()
             self._http = None

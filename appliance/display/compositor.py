@@ -14,7 +14,6 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from appliance.display.state import (
     read_scene,
     update_speaker,
 )
+from appliance.tasks import TaskSet
 from hal.display.base import Display
 from hal.errors import HardwareError
 from hal.input.base import Pointer, PointerAction, PointerEvent
@@ -106,7 +106,7 @@ class Compositor:
         self._gesture: _Gesture | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._actions: set[asyncio.Task[Any]] = set()
+        self._actions = TaskSet(log, expected=(CallsError, ValueError))
         self._started = False
         self._subscriptions = contextlib.ExitStack()
 
@@ -253,12 +253,12 @@ class Compositor:
             return None
         if scene.pip:
             if layout.call_area is not None and layout.call_area.contains_point(x, y):
-                self._spawn(self._calls.exit_pip_mode(), "exit pip")
+                self._actions.spawn(self._calls.exit_pip_mode(), "exit pip")
                 return "pip"
             return None
         control = layout.button_at(x, y)
         if control is not None:
-            self._spawn(self.press(control), f"button {control.value}")
+            self._actions.spawn(self.press(control), f"button {control.value}")
             return control.value
         tile = layout.tile_at(x, y)
         if tile is None or not session.settings.enable_video_tile_click:
@@ -504,21 +504,6 @@ class Compositor:
         if session is None:
             raise no_active_session()
         return session
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._actions.add(task)
-        task.add_done_callback(self._action_done)
-
-    def _action_done(self, task: asyncio.Task[Any]) -> None:
-        self._actions.discard(task)
-        if task.cancelled():
-            return
-        err = task.exception()
-        if isinstance(err, CallsError | ValueError):
-            log.warning("%s: %s", task.get_name(), err)
-        elif err is not None:
-            log.error("%s failed", task.get_name(), exc_info=err)
 
 
 def _check_size(size: tuple[int, int]) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -27,12 +27,10 @@ from appliance.media.h264_levels import level_needed
 from appliance.media.levels import LevelMeter
 from appliance.media.outgoing import OutgoingVideo
 from appliance.media.tracks import PushTrack
+from appliance.media.view import View
 from hal.audio.base import SAMPLE_RATE, AudioError, Microphone, Pcm
 from hal.camera.base import Camera, CameraError, CameraInfo, EncodingCamera, VideoFormat
 from hal.errors import HardwareError
-
-if TYPE_CHECKING:  # appliance.calls imports the media layer: no import cycle at run time
-    from appliance.calls.settings import View
 
 log = logging.getLogger(__name__)
 

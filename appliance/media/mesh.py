@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiortc import RTCIceServer
 
@@ -21,6 +20,7 @@ from appliance.media.backend import OnFailed, OnTrack
 from appliance.media.local import LocalMedia, Warn
 from appliance.media.peer import Health, LinkStats, Peer
 from appliance.signaling.messages import Candidate, Description, SignalIn, SignalOut
+from appliance.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class MeshMedia:
         self._video = False
         self._members: set[str] = set()
         self.peers: dict[str, Peer] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log)
         self._watcher: asyncio.Task[None] | None = None
         self._failed = False
 
@@ -73,7 +73,7 @@ class MeshMedia:
         self._members.add(uid)
         peer = self._make_peer(uid, offerer=offerer, video=video)
         if offerer:
-            self._spawn(peer.start(video=video), f"offer to {uid}")
+            self._tasks.spawn(peer.start(video=video), f"offer to {uid}")
 
     async def remove_participant(self, uid: str) -> None:
         self._members.discard(uid)
@@ -97,12 +97,12 @@ class MeshMedia:
     async def enable_video(self) -> None:
         self._video = True
         for peer in self.peers.values():
-            self._spawn(peer.add_video(), f"video to {peer.uid}")
+            self._tasks.spawn(peer.add_video(), f"video to {peer.uid}")
 
     async def close(self) -> None:
-        for task in [*self._tasks, self._watcher]:
-            if task is not None:
-                task.cancel()
+        self._tasks.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._watcher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
@@ -128,7 +128,7 @@ class MeshMedia:
         every interrupted connection is renewed now rather than at its next deadline."""
         for peer in list(self.peers.values()):
             if peer.health == Health.INTERRUPTED:
-                self._spawn(peer.restart(), f"restart {peer.uid}")
+                self._tasks.spawn(peer.restart(), f"restart {peer.uid}")
 
     # --- watching ------------------------------------------------------------------------
 
@@ -171,13 +171,3 @@ class MeshMedia:
         )
         self.peers[uid] = peer
         return peer
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())

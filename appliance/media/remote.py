@@ -16,9 +16,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from appliance.audio.limiter import SoftLimiter
-from appliance.calls.settings import View
 from appliance.media.levels import LevelMeter
 from appliance.media.local import pcm_of
+from appliance.media.view import View
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm, Route
 
 log = logging.getLogger(__name__)

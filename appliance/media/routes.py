@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from appliance.calls.errors import CallsError
+from appliance.errors import CallsError
 from appliance.media.remote import AudioMixer
+from appliance.tasks import TaskSet
 from hal.audio.base import AudioError, AudioOutput, Route
 from hal.errors import HardwareError
 
@@ -44,7 +44,7 @@ class AudioRouter:
         self._failed: set[Route] = set()
         self._retrying: dict[Route, asyncio.Task[None]] = {}
         self._fell_back_from: Route | None = None  # the route to return to once it works
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks = TaskSet(log)  # refreshes and retries: a failure is logged
         self._mixer: AudioMixer | None = None
         self._opened: AudioOutput | None = None
         # Whoever else plays on the outputs between calls (the ringer) lets go when awaited.
@@ -134,7 +134,9 @@ class AudioRouter:
     def _presence(self, route: Route, present: bool) -> None:
         if present:
             self._failed.discard(route)
-        self._spawn(self._refresh(newly_present=route if present else None))
+        self._tasks.spawn(
+            self._refresh(newly_present=route if present else None), f"{route.value} presence"
+        )
 
     async def output_failed(self, output: AudioOutput, err: AudioError) -> None:
         log.warning("audio route %s failed: %s", output.route.value, err)
@@ -172,7 +174,7 @@ class AudioRouter:
 
     def report_failure(self, output: AudioOutput, err: AudioError) -> None:
         """For the mixer, which runs in a task and reports synchronously."""
-        self._spawn(self.output_failed(output, err))
+        self._tasks.spawn(self.output_failed(output, err), f"{output.route.value} failure")
 
     async def _refresh(self, newly_present: Route | None = None) -> None:
         available = self._compute_available()
@@ -187,8 +189,3 @@ class AudioRouter:
         elif self.current not in available:
             fallback = Route.SPEAKER if Route.SPEAKER in available else None
             await self._switch(fallback or (available[0] if available else None))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -10,19 +10,19 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
-from appliance.errors import is_storage_full
+from appliance.httperrors import json_errors as shared_json_errors
+from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
-from appliance.server.store import User
+from appliance.server.store import Store, User
+from appliance.server.tokens import CallTokens
 from appliance.signaling.messages import SessionId, Uid
-
-if TYPE_CHECKING:
-    from appliance.server.app import SessionServer
+from appliance.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +51,34 @@ class TokenRequest(BaseModel):
     session_id: SessionId
 
 
-def error_response(code: str, message: str, status: int) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+json_errors = shared_json_errors(log, storage_full="the server's storage is full")
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ServerError as err:
-        return web.json_response(err.to_json(), status=err.status)
-    except web.HTTPException as err:
-        if err.status < 400:
-            raise
-        code = err.reason.lower().replace(" ", "-")  # "Not Found" -> "not-found"
-        return error_response(code, err.reason, err.status)
-    except Exception as err:
-        if is_storage_full(err):
-            log.error("%s %s: the storage is full: %s", request.method, request.path, err)
-            return error_response("storage-full", "the server's storage is full", 507)
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response("internal", "internal error", 500)
+class Server(Protocol):
+    """What the HTTP endpoints use of the session server (``appliance.server.app``)."""
+
+    @property
+    def admin_key(self) -> str: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def tokens(self) -> CallTokens: ...
+    @property
+    def connections(self) -> ConnectionRegistry: ...
+
+    async def create_user(
+        self,
+        uid: str,
+        name: str,
+        avatar: str | None = None,
+        *,
+        session_id: str | None = None,
+        ttl: float | None = None,
+    ) -> str: ...
 
 
 class HttpApi:
-    def __init__(self, server: SessionServer) -> None:
+    def __init__(self, server: Server) -> None:
         self._server = server
 
     def routes(self) -> list[web.RouteDef]:
@@ -167,15 +170,7 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ServerError("bad-request", _describe(err), status=422) from None
-
-
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for error in err.errors()[:3]:
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{field}: {error['msg']}")
-    return "; ".join(parts)
+        raise ServerError("bad-request", describe(err, limit=3), status=422) from None
 
 
 def _limit(value: str | None) -> int:

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from appliance.config import ServerConfig, split_hostport
-from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
+from appliance.netguard import ConnectionGuard, start_site
 from appliance.server.api import MAX_BODY_BYTES, HttpApi, NewUser, json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
@@ -30,7 +30,9 @@ from appliance.server.tokens import CallTokens, new_secret
 from appliance.server.websocket import SignalingEndpoint
 from appliance.signaling.messages import Error
 from appliance.storage import atomic_write_text
+from appliance.tasks import TaskSet
 from appliance.tls import ServerTls
+from appliance.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class SessionServer:
         self._url: str | None = None
         self._admin_key: str | None = None
         self.guard: ConnectionGuard | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet(log)
 
     @property
     def url(self) -> str:
@@ -122,29 +124,17 @@ class SessionServer:
                 log.info("removed %d guests of ended sessions", len(ended))
             if closed := await self.store.close_interrupted_calls(time.time()):
                 log.info("closed %d calls interrupted by the last shutdown", closed)
-            limits = self.config.limits
-            runner = web.AppRunner(
+            host, port = split_hostport(self.config.listen)
+            runner, guard = await start_site(
                 self.app,
-                access_log=None,
+                "session server",
+                host,
+                port,
+                self.config.limits,
+                ssl_context=self.tls.context if self.tls is not None else None,
                 shutdown_timeout=SHUTDOWN_TIMEOUT,
                 keepalive_timeout=KEEPALIVE_TIMEOUT,
-                logger=quiet_protocol_errors(),
             )
-            await runner.setup()
-            host, port = split_hostport(self.config.listen)
-            guard = ConnectionGuard(
-                "session server",
-                per_address=limits.connections_per_address,
-                header_timeout=limits.header_timeout,
-                exempt=frozenset(limits.exempt_addresses),
-            )
-            guard_loop(asyncio.get_running_loop())
-            try:
-                ssl_context = self.tls.context if self.tls is not None else None
-                await GuardedSite(runner, host, port, guard, ssl_context=ssl_context).start()
-            except BaseException:
-                await runner.cleanup()
-                raise
         except BaseException:
             await self.store.close()
             raise
@@ -161,8 +151,7 @@ class SessionServer:
             return
         await self._signaling.close_all()
         await runner.cleanup()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.wait()
         self.ringing.close()
         self.rooms.close()
         if self.janus is not None:
@@ -186,9 +175,7 @@ class SessionServer:
         try:
             user = NewUser(uid=uid, name=name, avatar=avatar, session_id=session_id, ttl=ttl)
         except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ServerError("bad-request", f"{field}: {first['msg']}", status=422) from None
+            raise ServerError("bad-request", describe(err), status=422) from None
         token = secrets.token_urlsafe(32)
         expires_at = None
         if user.session_id is not None:
@@ -216,9 +203,7 @@ class SessionServer:
     def _drop_guests(self, session_id: str | None) -> None:
         """The guests of a session that ended (and any expired) lose their credentials
         and their connections."""
-        task = asyncio.get_running_loop().create_task(self._remove_guests(session_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._remove_guests(session_id), f"remove guests of {session_id}")
 
     async def _remove_guests(self, session_id: str | None) -> None:
         try:

@@ -13,15 +13,11 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
 
 from appliance.server.store import User
 from appliance.signaling.messages import Message, dump
-
-if TYPE_CHECKING:
-    from appliance.server.rooms import Session
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +32,6 @@ class Connection:
         self.id = connection_id
         self.ws = ws
         self.user = user
-        self.session: Session | None = None  # set by Rooms while this connection is in one
         self._outbox: deque[str] = deque()
         self._outbox_bytes = 0
         self._ready = asyncio.Event()

@@ -47,9 +47,8 @@ class Member:
 
 
 class Session:
-    def __init__(self, session_id: str, audio_only: bool) -> None:
+    def __init__(self, session_id: str) -> None:
         self.id = session_id
-        self.audio_only = audio_only
         self.members: dict[str, Member] = {}  # by uid, in joining order
         self.peak = 0  # most participants at once: 2 means it was a 1:1 call
 
@@ -76,6 +75,7 @@ class Rooms:
         self._on_session_over = on_session_over
         self._on_member_left = on_member_left
         self._sessions: dict[str, Session] = {}
+        self._joined: dict[Connection, Session] = {}  # each connection's session, while in one
         self._closed = False
 
     # --- queries -------------------------------------------------------------------------
@@ -87,6 +87,10 @@ class Rooms:
         """Whether the user takes part in any session (even while reconnecting)."""
         return any(uid in session.members for session in self._sessions.values())
 
+    def session_of(self, connection: Connection) -> Session | None:
+        """The session ``connection`` takes part in now, if any."""
+        return self._joined.get(connection)
+
     def participants(self, session_id: str) -> list[Participant]:
         session = self._sessions.get(session_id)
         return [m.participant for m in session.members.values()] if session else []
@@ -94,28 +98,26 @@ class Rooms:
     # --- requests ------------------------------------------------------------------------
 
     def join(self, connection: Connection, request: Join) -> Joined:
-        if connection.session is not None:
-            raise ServerError(
-                "already-in-session", f"this connection is already in {connection.session.id}"
-            )
+        current = self._joined.get(connection)
+        if current is not None:
+            raise ServerError("already-in-session", f"this connection is already in {current.id}")
         self._tokens.verify(request.call_token, session_id=request.session_id, uid=connection.uid)
         session = self._sessions.get(request.session_id)
         if session is None:
-            # The first joiner decides whether this is an audio-only call.
-            session = Session(request.session_id, request.state.audio_only)
+            session = Session(request.session_id)
             self._sessions[session.id] = session
         member = session.members.get(connection.uid)
         if member is None:
             member = self._add_member(session, connection, request)
         else:
             self._take_over(session, member, connection, request)
-        connection.session = session
+        self._joined[connection] = session
         others = [m.participant for uid, m in session.members.items() if uid != connection.uid]
         return Joined(
             session_id=session.id,
             you=member.participant,
             participants=others,
-            audio_only=session.audio_only,
+            audio_only=member.participant.audio_only,
         )
 
     def _add_member(self, session: Session, connection: Connection, request: Join) -> Member:
@@ -127,7 +129,7 @@ class Rooms:
             muted=state.muted,
             video_paused=state.video_paused,
             recording=state.recording,
-            audio_only=session.audio_only,
+            audio_only=state.audio_only,  # each participant's own: no one decides for others
             joined_at=time.time(),
         )
         member = Member(participant, connection)
@@ -149,7 +151,7 @@ class Rooms:
             member.grace = None
         previous = member.connection
         if previous is not None and previous is not connection:
-            previous.session = None
+            self._joined.pop(previous, None)
             previous.send(
                 Error(code="replaced", message="this user joined the session from elsewhere")
             )
@@ -163,13 +165,13 @@ class Rooms:
 
     def leave(self, connection: Connection) -> None:
         """Leaving when not in a session does nothing: the session may just have ended."""
-        session = connection.session
+        session = self._joined.get(connection)
         if session is not None and self._is_member(session, connection):
             self._remove(session, connection.uid, "left")
-        connection.session = None
+        self._joined.pop(connection, None)
 
     def connection_lost(self, connection: Connection) -> None:
-        session, connection.session = connection.session, None
+        session = self._joined.pop(connection, None)
         if session is None or not self._is_member(session, connection):
             return
         member = session.members[connection.uid]
@@ -214,9 +216,8 @@ class Rooms:
 
     def switch_to_video(self, connection: Connection) -> None:
         session, member = self._membership(connection)
-        if not session.audio_only:
+        if not any(m.participant.audio_only for m in session.members.values()):
             raise ServerError("not-audio-only", f"{session.id} is already a video call")
-        session.audio_only = False
         for each in session.members.values():
             each.participant = each.participant.model_copy(update={"audio_only": False})
         session.send_to_all(SwitchedToVideo(session_id=session.id, by=member.participant))
@@ -246,11 +247,12 @@ class Rooms:
                     member.grace.cancel()
                     member.grace = None
         self._sessions.clear()
+        self._joined.clear()
 
     # --- internals -----------------------------------------------------------------------
 
     def _membership(self, connection: Connection) -> tuple[Session, Member]:
-        session = connection.session
+        session = self._joined.get(connection)
         if session is None or not self._is_member(session, connection):
             raise ServerError("not-in-session", "join a session first")
         return session, session.members[connection.uid]
@@ -299,13 +301,12 @@ class Rooms:
         if not session.members:
             self._over(session)
 
-    @staticmethod
-    def _detach(session: Session, member: Member) -> None:
+    def _detach(self, session: Session, member: Member) -> None:
         if member.grace is not None:
             member.grace.cancel()
             member.grace = None
-        if member.connection is not None and member.connection.session is session:
-            member.connection.session = None
+        if member.connection is not None and self._joined.get(member.connection) is session:
+            del self._joined[member.connection]
 
     def _over(self, session: Session) -> None:
         if self._sessions.get(session.id) is session:

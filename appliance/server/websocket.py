@@ -257,9 +257,9 @@ class SignalingEndpoint:
 
     def _check_sessions(self, connection: Connection, session_id: str) -> None:
         elsewhere = {
-            other.session.id
+            session.id
             for other in self._connections.of(connection.uid)
-            if other is not connection and other.session is not None
+            if other is not connection and (session := self._rooms.session_of(other)) is not None
         } - {session_id}
         if len(elsewhere) >= self._limits.sessions_per_user:
             raise ServerError(

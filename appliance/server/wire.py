@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from appliance.server.errors import BadMessage
 from appliance.signaling.messages import ClientMessage, client_message
+from appliance.validation import field_of
 
 
 class MalformedFrame(BadMessage):
@@ -41,15 +42,10 @@ def describe(err: ValidationError, tag: object) -> str:
         kind = error["type"]
         if kind == "union_tag_not_found":
             parts.append("type: missing; every message needs a type")
-            continue
-        if kind == "union_tag_invalid":
+        elif kind == "union_tag_invalid":
             parts.append(f"type: unknown message type {tag!r}")
-            continue
-        location: list[Any] = list(error["loc"])
-        if location and location[0] == tag:
-            location = location[1:]  # the union's branch name, not a field
-        field = ".".join(str(part) for part in location) or "body"
-        parts.append(f"{field}: {error['msg']}")
+        else:
+            parts.append(f"{field_of(error, tag=tag)}: {error['msg']}")
     return "; ".join(parts)
 
 

@@ -16,11 +16,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from appliance.errors import CallsError
 from appliance.signaling.messages import (
     MAX_MESSAGE_BYTES,
     CallInfo,
@@ -33,10 +34,8 @@ from appliance.signaling.messages import (
     dump,
     server_message,
 )
+from appliance.signaling.tokens import CallToken
 from appliance.tls import ClientTrust
-
-if TYPE_CHECKING:
-    from appliance.calls.settings import CallToken
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,14 @@ HEARTBEAT = 15.0  # WebSocket pings, so a vanished server is noticed within ~30 
 HTTP_TIMEOUT = 10.0
 
 
-class SignalingError(Exception):
+class SignalingError(CallsError):
     """The server refused: ``code`` is stable (``token-expired``, ``unauthorized``, ...),
-    ``message`` is for people."""
+    ``message`` is for people. A ``CallsError`` (409), so a refusal reaches the call API's
+    callers and the REST API as it is."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.args = (f"{code}: {message}",)
 
 
 @dataclass(frozen=True)
@@ -296,9 +295,6 @@ class ServerApi:
         self._http: aiohttp.ClientSession | None = None
 
     async def create_token(self, auth_token: str, session_id: str) -> CallToken:
-        # Imported here: the calls package imports this module, not the other way round.
-        from appliance.calls.settings import CallToken
-
         data = await self._call("POST", "/v1/tokens", auth_token, body={"session_id": session_id})
         issued = _parse(_TokenResponse, data)
         return CallToken(issued.token, issued.session_id, issued.uid, issued.expires_at)

@@ -198,7 +198,7 @@ class Joined(Reply):
     session_id: str
     you: Participant
     participants: list[Participant]  # the others already there, oldest first
-    audio_only: bool  # the session's call type (the first joiner's, until switched)
+    audio_only: bool  # the joiner's own call type (as it asked, until switched)
     media: JanusRoomAccess | None = None  # None: media flows peer to peer (mesh)
 
 

@@ -169,3 +169,16 @@ async def test_recording_writes_a_playable_file(kits: KitFactory) -> None:
     assert read_pattern(video[-1]) is not None  # the far kit's camera, as recorded
     samples = sum(chunk.shape[-1] for chunk in audio)
     assert samples >= 1.5 * 48_000
+
+
+async def test_joining_a_call_being_recorded_is_told(kits: KitFactory) -> None:
+    a = await kits("room-a")
+    b = await kits("room-b")
+    await a.join("s-rec", is_audio_only=True)
+    await a.calls.start_recording()
+    await b.join("s-rec", is_audio_only=True)
+    told = await b.wait_for("onRecordingToggled")
+    assert told.data["is_recording_started"] is True
+    assert told.data["user"]["uid"] == "room-a"
+    await a.calls.stop_recording()
+    await b.wait_for("onRecordingToggled", lambda d: not d["is_recording_started"])

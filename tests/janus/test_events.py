@@ -50,8 +50,8 @@ async def test_an_audio_call_switched_to_video_on_janus(
     b = await kits("room-b")
     c = await kits("room-c")
     await a.join("voice", is_audio_only=True)
-    await b.join("voice")
-    await c.join("voice")
+    await b.join("voice", is_audio_only=True)
+    await c.join("voice", is_audio_only=True)
     for kit in (a, b, c):
         await until_heard(kit, [o.tone_hz for o in (a, b, c) if o is not kit])
     await asyncio.sleep(0.5)

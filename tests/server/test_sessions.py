@@ -185,13 +185,15 @@ async def test_state_updates_carry_only_what_changed(make_kit: KitFactory) -> No
     assert (seen["alice"].muted, seen["alice"].video_paused) == (True, True)
 
 
-async def test_call_type_is_the_first_joiners_and_switch_reaches_all(
+async def test_call_type_is_each_participants_and_switch_reaches_all(
     make_kit: KitFactory,
 ) -> None:
     alice, bob, carol = await kits(make_kit, "alice", "bob", "carol")
     assert (await alice.join("s", audio_only=True)).audio_only is True
     second = await bob.join("s", audio_only=False)
-    assert second.audio_only is True and second.you.audio_only is True
+    # Bob's own choice stands: an audio-only first joiner does not take his camera away.
+    assert second.audio_only is False and second.you.audio_only is False
+    assert [p.audio_only for p in second.participants] == [True]
     await alice.next(ParticipantJoined)
     await carol.join("s")
     for kit in (alice, bob):

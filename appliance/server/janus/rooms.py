@@ -22,9 +22,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 from appliance.media.janus.api import JanusError, JanusGone
 from appliance.server.connection import Connection
@@ -33,6 +31,7 @@ from appliance.server.janus.pool import JanusPool, JanusServer
 from appliance.server.rooms import Rooms
 from appliance.server.tokens import CallTokens
 from appliance.signaling.messages import JanusRoomAccess, Join, Joined
+from appliance.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class JanusRooms:
         self.rooms: dict[str, JanusRoom] = {}  # by session id
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}  # rooms being destroyed
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log)
 
     def use_secret(self, secret: str) -> None:
         self._secret = secret.encode()
@@ -92,7 +91,7 @@ class JanusRooms:
         if room is not None and uid in room.tokens:
             token = room.tokens.pop(uid)
             room.server.participants -= 1
-            self._spawn(self._revoke(room, uid, token), f"revoke {uid} in {session_id}")
+            self._tasks.spawn(self._revoke(room, uid, token), f"revoke {uid} in {session_id}")
 
     def session_over(self, session_id: str) -> None:
         lock = self._locks.get(session_id)
@@ -293,8 +292,3 @@ class JanusRooms:
             self.member_left(session_id, uid)
         else:
             self.session_over(session_id)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
