@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import av
-import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
