@@ -25,13 +25,14 @@ FORMAT = VideoFormat(640, 480, 30)
 class CameraTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, camera: FakeCamera) -> None:
+    def __init__(self, camera: FakeCamera, fmt: VideoFormat = FORMAT) -> None:
         super().__init__()
         self._camera = camera
+        self._format = fmt
 
     async def recv(self) -> Any:
         if not self._camera.is_open:
-            await self._camera.open(FORMAT)
+            await self._camera.open(self._format)
         return await self._camera.read()
 
     async def close(self) -> None:

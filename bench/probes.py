@@ -212,12 +212,13 @@ class FrameTimes:
     sent: dict[int, float] = field(default_factory=dict)
     arrived: dict[int, float] = field(default_factory=dict)
     released: dict[int, float] = field(default_factory=dict)
-    first_released: int | None = None  # raw RTP timestamp: the decoder's pts origin
+    mapper: Any = None  # the receiver's TimestampMapper: decoded pts = RTP timestamp - origin
 
     def raw_timestamp(self, pts: int) -> int | None:
-        if self.first_released is None:
+        origin = getattr(self.mapper, "_origin", None)
+        if origin is None:
             return None
-        return (pts + self.first_released) % (1 << 32)
+        return int(pts + origin) % (1 << 32)
 
 
 def probe_video_link(sender_pc: Any, receiver_pc: Any, times: FrameTimes) -> None:
@@ -231,9 +232,9 @@ def probe_video_link(sender_pc: Any, receiver_pc: Any, times: FrameTimes) -> Non
         times.arrived[packet.timestamp] = at
 
     def on_released(frame: Any, at: float) -> None:
-        if times.first_released is None:
-            times.first_released = frame.timestamp
         times.released[frame.timestamp] = at
+
+    times.mapper = receiver._RTCRtpReceiver__timestamp_mapper
 
     on_rtp_sent(sender.transport, sender._ssrc, on_sent)
     on_rtp_received(receiver, on_arrived)
