@@ -29,6 +29,7 @@ PERIOD = FRAME_SAMPLES / SAMPLE_RATE
 MARKER_EVERY = 0.5  # s: 200 ms of silence, a 100 ms burst, then the microphone's tone
 TARGET_MS = 60.0
 WINDOW = 1.0  # s: a marker not heard within this is lost
+SETTLE = 2.0  # s of call before the first marker, on both sides
 
 # (row label, start point, end point) in the order the audio passes them.
 STAGES = [
@@ -137,6 +138,7 @@ async def callbox_round(kits: KitFactory, n: int, seconds: float) -> Timeline:
     await b.join(session, is_audio_only=True)
     await b.wait_to_hear(a.tone_hz)
     probe_callbox(a, b, timeline)
+    await asyncio.sleep(SETTLE)
     await mark_every(microphone, seconds)
     await b.calls.end_session()  # a two-party call ends for A too
     return timeline
@@ -204,6 +206,7 @@ async def bare_round(seconds: float) -> Timeline:
             await asyncio.sleep(0.01)
     await asyncio.sleep(0.5)
     probe_audio_link(a, b, timeline)
+    await asyncio.sleep(SETTLE)
     # The track is read by aiortc's sender: "pushed" is when it was handed the block.
     timeline.points["pushed"] = timeline.points.setdefault("captured", [])
     await mark_every(microphone, seconds)
@@ -294,8 +297,8 @@ async def run(quick: bool) -> Result:
         ],
         notes=[
             f"{rounds} rounds of {seconds:g} s each, callbox and bare aiortc taking turns, "
-            f"a marker every {MARKER_EVERY:g} s; audio-only calls, both kits and the session "
-            "server in this process",
+            f"a marker every {MARKER_EVERY:g} s from {SETTLE:g} s after the audio first "
+            "played; audio-only calls, both kits and the session server in this process",
             "stage rows are medians of each stage over the markers: they need not add up to "
             "the median total",
             "a real sound card adds its output period (20 ms at callbox's 20 ms periods) "
