@@ -83,7 +83,7 @@ class AudioPacketBuffer:
             self.late += 1
             self._reordered(0x10000 - ahead - 1 + len(self._waiting))
             return False, None
-        if RESTART_JUMP <= ahead:  # far ahead or far behind: the sender started over
+        if ahead >= RESTART_JUMP:  # far ahead or far behind: the sender started over
             self._waiting.clear()
             self._next = seq
         if seq in self._waiting:

@@ -88,7 +88,7 @@ def test_a_burst_after_a_stall_is_given_back_to_the_live_audio() -> None:
 def test_jitter_keeps_its_margin() -> None:
     # Blocks come in pairs every 40 ms: 20 ms of jitter, on time on average.
     arrivals = [((k // 2) * 2 * PERIOD + PERIOD + 0.001, k * BLOCK) for k in range(1000)]
-    buffer, played, queued = simulate(arrivals, takes=900, phase=0.006)
+    buffer, played, _ = simulate(arrivals, takes=900, phase=0.006)
     # Perhaps one take before the jitter was first measured, never again.
     assert buffer.underruns <= 1
     first_short = max((i for i, p in enumerate(played) if p is None), default=0)
