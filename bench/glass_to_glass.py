@@ -104,7 +104,9 @@ class Decoded:
                 if ts in times:
                     self._frames.note(point, counter, times[ts])
         self.counters[id(frame)] = counter
-        self._held.append(frame)  # ids stay unique while the frame is alive
+        self._held.append(frame)  # an id is the frame's only while the frame lives
+        for gone in self._held[:-8]:
+            self.counters.pop(id(gone), None)
         del self._held[:-8]
         return counter
 
