@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.calls.errors import CallsError
-from appliance.media.remote import AudioMixer
 from hal.audio.base import AudioError, AudioOutput, Route
 from hal.errors import HardwareError
+
+if TYPE_CHECKING:  # the media stack (aiortc) loads with the first call, not at start-up
+    from appliance.media.remote import AudioMixer
 
 log = logging.getLogger(__name__)
 
