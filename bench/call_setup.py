@@ -263,6 +263,7 @@ async def run(quick: bool) -> Result:
             ),
         ],
         notes=[
+            "`python -m bench call_setup`",
             "the clock starts with both sides idle and every camera closed: before kit A's "
             "start_session for callbox, before the peer connections are made for aiortc",
             "ringing: kit B answers as soon as it rings (auto-answer), so the ring's own "

@@ -301,6 +301,7 @@ async def run(quick: bool) -> Result:
             ),
         ],
         notes=[
+            "`python -m bench glass_to_glass`",
             f"{rounds} rounds of {seconds:g} s each, callbox and bare aiortc taking turns; "
             f"callbox kits in a two-way video call composing a {SCREEN[0]}x{SCREEN[1]} "
             "screen at 30 fps; bare aiortc sends one way and hands each decoded frame over "

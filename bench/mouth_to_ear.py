@@ -296,6 +296,7 @@ async def run(quick: bool) -> Result:
             ),
         ],
         notes=[
+            "`python -m bench mouth_to_ear`",
             f"{rounds} rounds of {seconds:g} s each, callbox and bare aiortc taking turns, "
             f"a marker every {MARKER_EVERY:g} s from {SETTLE:g} s after the audio first "
             "played; audio-only calls, both kits and the session server in this process",

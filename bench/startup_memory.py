@@ -233,6 +233,7 @@ async def run(quick: bool) -> Result:
             ),
         ],
         notes=[
+            "`python -m bench startup_memory`",
             f"{runs} cold starts of a kit hosting its session server, each idle for {settle:g} s "
             f"before its RSS is read; the call's RSS after {in_call:g} s of 3-way video at the "
             f"default camera and screen sizes; {os.cpu_count()} cores shared by all three kits",
