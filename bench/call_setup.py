@@ -163,10 +163,10 @@ def stage_rows(
         return median([r[end] - (r[start] if start else 0.0) for r in runs]) * 1000
 
     return [
-        ("kit A's start_session (join, camera opened)", span(ours, None, "a started"), "-"),
         (
-            "to the SDP exchanged (callbox: kit B's start_session)",
-            span(ours, "a started", "negotiated"),
+            "offer and answer exchanged (callbox: both kits' start_session through the "
+            "session server, cameras opened; aiortc: in-process)",
+            span(ours, None, "negotiated"),
             span(bare, None, "negotiated"),
         ),
         (
