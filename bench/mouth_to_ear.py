@@ -84,8 +84,12 @@ def probe_callbox(a: Kit, b: Kit, timeline: Timeline) -> None:
     pushed = PcmOnsets()
 
     def pushing(frame: Any) -> None:
-        if pushed.feed(pcm_of(frame)) is not None:
+        index = pushed.feed(pcm_of(frame))
+        if index is not None:
             timeline.note("pushed", now())
+            # Not a time: where the burst begins in the processed block (a noise
+            # suppressor ramps a sound in after silence), in seconds.
+            timeline.note("processed onset", index / SAMPLE_RATE)
         push(frame)
 
     source.push = pushing  # type: ignore[method-assign]
@@ -265,6 +269,7 @@ async def run(quick: bool) -> Result:
     rows.append(["output period (fake speaker: plays what it is handed)", 0.0, 0.0])
     rows.append(["**mouth to ear, median of totals**", ours_ms, bare_ms])
     rows.append(["markers heard", f"{our_n} of {sent}", bare_n])
+    ramp = median([x * 1000 for t in ours for x in t.points.get("processed onset", [])])
     holding = heaviest(our_stages)
     over = heaviest(our_stages, bare_stages)
     return Result(
@@ -277,6 +282,7 @@ async def run(quick: bool) -> Result:
             "callbox_stages_ms": our_stages,
             "aiortc_stages_ms": bare_stages,
             "markers": our_n,
+            "room_audio_ramp_ms": ramp,
             "sent": sent,
         },
         columns=["stage (median ms)", "callbox", "bare aiortc"],
@@ -302,6 +308,8 @@ async def run(quick: bool) -> Result:
             "played; audio-only calls, both kits and the session server in this process",
             "stage rows are medians of each stage over the markers: they need not add up to "
             "the median total",
+            f"the look-ahead row is Opus's 6.5 ms and, for callbox, {ramp:.1f} ms by which "
+            "kit A's room-audio stage (noise suppression) ramps the burst in after silence",
             "a real sound card adds its output period (20 ms at callbox's 20 ms periods) "
             "after the speaker is handed the samples, on both sides alike",
             "bare aiortc: the track's blocks go to aiortc as the microphone gives them and "
