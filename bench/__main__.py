@@ -13,6 +13,8 @@ from bench.common import Result, machine
 # In the order they appear in RESULTS.md.
 BENCHMARKS: list[str] = [
     "call_setup",
+    "mouth_to_ear",
+    "glass_to_glass",
     "startup_memory",
     "media_cpu",
     "passthrough",

@@ -328,7 +328,8 @@ async def run(quick: bool) -> Result:
             f"{VIDEO.width}x{VIDEO.height} at {VIDEO.fps} fps both ways, fake hardware, both "
             "kits and the session server in one process (RSS is all of it)",
             "latency: kit A's microphone block to kit B's speaker write (Opus both ways, the "
-            "40 ms jitter prebuffer, the 20 ms mixer); a real card adds its own buffer",
+            "jitter buffer as deep as the jitter it measures, the 20 ms mixer); a real card "
+            "adds its own buffer",
         ],
     )
 

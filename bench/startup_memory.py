@@ -166,16 +166,43 @@ async def three_kit_call(where: Path, seconds: float) -> dict[str, float]:
             await kit.process.stop()
 
 
+IDLE_TARGET_MIB = 100.0
+# What an idle kit's process holds before it does anything: the interpreter and the modules
+# `callbox run` imports. Each line: a fresh interpreter, RSS before and after the import.
+IMPORTS = ["numpy", "av", "aiohttp", "pydantic", "jwt", "appliance.cli, appliance.daemon"]
+
+
+async def import_rss_mib(modules: str) -> tuple[float, float]:
+    """(RSS of a bare interpreter, RSS after importing ``modules``) in a fresh process."""
+    code = (
+        "import re\n"
+        "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status')"
+        ".read())[1]) / 1024\n"
+        f"before = rss()\nimport {modules}\nprint(before, rss())"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    before, after = out.split()
+    return float(before), float(after)
+
+
 async def run(quick: bool) -> Result:
     runs, settle, in_call = (1, 1.0, 2.0) if quick else (3, 5.0, 10.0)
     with tempfile.TemporaryDirectory() as tmp:
         ready, idle = await ready_and_idle(Path(tmp), runs, settle)
         call = await three_kit_call(Path(tmp) / "call", in_call)
     ready_median, idle_median = median(ready), median(idle)
+    imports = {modules: await import_rss_mib(modules) for modules in IMPORTS}
+    bare, loaded = imports[IMPORTS[-1]]
     host_rss, guest_rss = call["room-a"], max(call["room-b"], call["room-c"])
     rows: list[list[Any]] = [
         ["exec to READY (s)", ready_median, min(ready), max(ready)],
         ["idle RSS (MiB)", idle_median, min(idle), max(idle)],
+        ["of which the interpreter (MiB)", bare, "-", "-"],
+        ["of which the modules `callbox run` imports (MiB)", loaded - bare, "-", "-"],
+        ["of which what the idle kit builds at run time (MiB)", idle_median - loaded, "-", "-"],
         ["RSS in a 3-kit call, kit hosting the server (MiB)", host_rss, "-", "-"],
         [
             "RSS in a 3-kit call, other kits (MiB)",
@@ -192,12 +219,27 @@ async def run(quick: bool) -> Result:
         rows=rows,
         targets=[
             Target("READY under 1.5 s", f"{ready_median:.2f} s", ready_median < 1.5),
-            Target("idle RSS under 120 MB", f"{idle_median:.0f} MiB", idle_median * 1.048576 < 120),
+            Target(
+                f"idle RSS at most {IDLE_TARGET_MIB:g} MiB"
+                + (
+                    ""
+                    if idle_median <= IDLE_TARGET_MIB
+                    else f"; {idle_median - IDLE_TARGET_MIB:.0f} MiB over, held by the imports "
+                    f"({loaded - bare:.0f} MiB) and the run-time state "
+                    f"({idle_median - loaded:.0f} MiB)"
+                ),
+                f"{idle_median:.0f} MiB",
+                idle_median <= IDLE_TARGET_MIB,
+            ),
         ],
         notes=[
+            "`python -m bench startup_memory`",
             f"{runs} cold starts of a kit hosting its session server, each idle for {settle:g} s "
             f"before its RSS is read; the call's RSS after {in_call:g} s of 3-way video at the "
-            f"default camera and screen sizes; {os.cpu_count()} cores shared by all three kits"
+            f"default camera and screen sizes; {os.cpu_count()} cores shared by all three kits",
+            "imports, each alone in a fresh interpreter (MiB added): "
+            + ", ".join(f"{m} {after - before:.0f}" for m, (before, after) in imports.items())
+            + "; aiortc and the media stack load with the first call, not at start-up",
         ],
     )
 

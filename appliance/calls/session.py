@@ -14,9 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-from aiortc import MediaStreamTrack, RTCIceServer
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from appliance.audio.room import RoomAudio
 from appliance.audio.settings import RoomAudioConfig
@@ -30,14 +28,7 @@ from appliance.calls.events import (
     RTCVideoPausedUser,
 )
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
-from appliance.media.backend import MediaBackend, MediaUnavailable
-from appliance.media.janus.room import JanusRoomMedia
 from appliance.media.levels import SILENCE_DBFS
-from appliance.media.local import LocalMedia
-from appliance.media.mesh import MeshMedia
-from appliance.media.peer import Health, Peer
-from appliance.media.recorder import Recorder
-from appliance.media.remote import AudioMixer, RemoteVideo
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import SignalingClient, SignalingError
 from appliance.signaling.messages import (
@@ -62,6 +53,16 @@ from appliance.tasks import TaskSet
 from hal.camera.base import VideoFormat
 from hal.errors import HardwareError
 from hal.registry import Hardware
+
+# The media stack (aiortc, its codecs, DTLS and SRTP: some 20 MiB) loads with a kit's first
+# call, not when it starts: an idle kit never needs it.
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack, RTCIceServer
+
+    from appliance.media.backend import MediaBackend
+    from appliance.media.mesh import MeshMedia
+    from appliance.media.peer import Health, Peer
+    from appliance.media.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ class CallSession:
         self.media: MediaBackend | None = None  # chosen once the server said how
         self._room_audio = room_audio
         self.audio = room_audio.start_call(self._warn) if room_audio is not None else None
+        from appliance.media.local import LocalMedia
+        from appliance.media.remote import AudioMixer, RemoteVideo
+
         self.local = LocalMedia(
             hardware.cameras,
             hardware.microphone,
@@ -165,7 +169,8 @@ class CallSession:
     @property
     def peers(self) -> dict[str, Peer]:
         """The mesh's peer connections by uid (none when a media server carries the call)."""
-        return self.media.peers if isinstance(self.media, MeshMedia) else {}
+        media = self.media
+        return media.peers if _is_mesh(media) else {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -210,6 +215,8 @@ class CallSession:
         if not self.audio_only:
             await self.local.enable_video()
         self.media = self._media_backend(reply)
+        from appliance.media.backend import MediaUnavailable
+
         try:
             await self.media.start(video=not self.audio_only)
         except MediaUnavailable as err:
@@ -264,9 +271,9 @@ class CallSession:
                 self._add_participant(participant, offerer=True)
                 changed = True
         self._on_server = True
-        if isinstance(self.media, MeshMedia):
+        if _is_mesh(self.media):
             self.media.signaling_restored()
-        if self._awaiting_rejoin and not isinstance(self.media, MeshMedia):
+        if self._awaiting_rejoin and not _is_mesh(self.media):
             self._wait_for_rejoiners()
         if changed:
             await self._after_membership_change()
@@ -301,7 +308,7 @@ class CallSession:
         self._on_server = False
 
     def _media_from(self, uid: str) -> bool:
-        return isinstance(self.media, MeshMedia) and self.media.receiving_from(uid)
+        return _is_mesh(self.media) and self.media.receiving_from(uid)
 
     def _wait_for_rejoiners(self) -> None:
         if self._rejoin_timer is None or self._rejoin_timer.done():
@@ -480,6 +487,9 @@ class CallSession:
     # --- media ---------------------------------------------------------------------------
 
     def _media_backend(self, joined: Joined) -> MediaBackend:
+        from appliance.media.janus.room import JanusRoomMedia
+        from appliance.media.mesh import MeshMedia
+
         options = self._options
         if joined.media is not None:
             return JanusRoomMedia(
@@ -531,6 +541,8 @@ class CallSession:
         )
 
     def _on_link_health(self, uid: str, health: Health) -> None:
+        from appliance.media.peer import Health
+
         participant = self.participants.get(uid)
         if participant is None or self.state != SessionState.ACTIVE:
             return
@@ -625,6 +637,8 @@ class CallSession:
     async def start_recording(self) -> Path:
         if self.recorder is not None:
             raise CallsError("already-recording", "the call is already being recorded")
+        from appliance.media.recorder import Recorder
+
         recorder = Recorder(
             self._options.recordings_dir,
             self.session_id,
@@ -698,7 +712,7 @@ class CallSession:
     def media_stats(self) -> dict[str, dict[str, Any]]:
         """Per other participant, what arrives from them: for people looking after the
         kits (GET /api/v1/session) and for tests proving media flows."""
-        links = self.media.links() if isinstance(self.media, MeshMedia) else {}
+        links = self.media.links() if _is_mesh(self.media) else {}
         now = asyncio.get_running_loop().time()
         stats: dict[str, dict[str, Any]] = {}
         for uid in self.participants:
@@ -737,3 +751,10 @@ class CallSession:
     def _warn(self, code: str, device: str, message: str) -> None:
         log.warning("session %s: %s: %s", self.session_id, device, message)
         self._hub.emit("onWarning", {"code": code, "device": device, "message": message})
+
+
+def _is_mesh(media: MediaBackend | None) -> TypeGuard[MeshMedia]:
+    """Whether the call's media is peer to peer."""
+    from appliance.media.mesh import MeshMedia
+
+    return isinstance(media, MeshMedia)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ from hal.input.base import Pointer, PointerAction, PointerEvent
 log = logging.getLogger(__name__)
 
 HEADLESS_FPS = 5  # without a screen: enough for display.png and a preview stream
+# The self view paints on its own only when no far frame came for this many frame periods.
+SELF_VIEW_ALONE_PERIODS = 2
+PAINT_SPACING = 0.75  # of a frame period: the least time between two paints
 SPEAKER_POLL = 0.2  # seconds between active-speaker checks during a call
 IDLE_TICK = 1.0  # seconds between checks outside a call (server connection, notices)
 DISPLAY_RETRY = 2.0  # seconds between attempts to reopen an unplugged screen
@@ -100,6 +104,7 @@ class Compositor:
         self._wake.set()  # the first frame
         self._new_frame = asyncio.Condition()
         self._frame_no = 0
+        self._far_frame_at = -math.inf  # when a far end's frame last came
         self._display_ok = False
         self._present_pending = True
         self._resize_to: tuple[int, int] | None = None
@@ -185,8 +190,19 @@ class Compositor:
         if self._aspects.get(uid) != aspect:
             self._aspects[uid] = aspect
             self._refresh()
-        elif uid in self._layout.videos:
+        elif uid in self._layout.videos and self._paints_for(uid):
             self._wake.set()
+
+    def _paints_for(self, uid: str) -> bool:
+        """Whether a new frame of ``uid`` calls for a paint. The self view's frames ride
+        along with the far ends' while those come: were they to take paints of their own,
+        at the frame-rate limit a far frame would wait for the next paint (half a frame
+        period on average) and every other one would be skipped."""
+        now = time.monotonic()
+        if uid != LOCAL_VIDEO:
+            self._far_frame_at = now
+            return True
+        return now - self._far_frame_at > SELF_VIEW_ALONE_PERIODS / self._fps
 
     def forget(self, uid: str) -> None:
         self._frames.pop(uid, None)
@@ -398,7 +414,10 @@ class Compositor:
                 await asyncio.sleep(ERROR_PAUSE)
                 self._wake.set()
                 continue
-            next_at = started + 1 / self._rate()
+            # Paced on average, not frame by frame: a far frame that comes a little early
+            # (network and loop jitter) is painted at once; waiting for the exact period
+            # made each wait longer than the last, until one frame in three was skipped.
+            next_at = started + PAINT_SPACING / self._rate()
             self._shown_layout = layout
             if regions:
                 async with self._new_frame:

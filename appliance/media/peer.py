@@ -44,6 +44,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import follow_sender
+from appliance.media.receive import tune_receivers
 from appliance.signaling.messages import Candidate, Description
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class Peer:
             self._earlier.lost += self._counters.lost
             await _retire(old)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
-        pc.on("track", lambda track: self._on_track(self.uid, track) if pc is self.pc else None)
+        pc.on("track", lambda track: self._track_arrived(pc, track))
         pc.on("connectionstatechange", lambda: self._state_changed(pc))
         self.pc = pc
         self.generation = generation
@@ -269,6 +270,11 @@ class Peer:
             await self._offer(pc)
         except ConnectionError as err:  # signaling went away: the next attempt offers again
             log.info("connection to %s: offer not sent: %s", self.uid, err)
+
+    def _track_arrived(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        tune_receivers(pc)  # before media flows: our receive buffers in aiortc's place
+        if pc is self.pc:
+            self._on_track(self.uid, track)
 
     def _state_changed(self, pc: RTCPeerConnection) -> None:
         if pc is self.pc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -24,11 +26,13 @@ from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, 
 log = logging.getLogger(__name__)
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE  # 20 ms
-PREBUFFER = 2 * FRAME_SAMPLES  # wait for 40 ms before (re)starting a source: rides out jitter
 MAX_BUFFER = 10 * FRAME_SAMPLES  # beyond 200 ms queued, drop the oldest: latency is bounded
-# Over this many blocks (2 s), what stayed queued at the buffer's lowest point was never
-# needed to ride out jitter: all but one block of it is latency, and is dropped.
-TRIM_WINDOW = 100
+# Over this many takes (1 s), slack that no take needed is given back (see JitterBuffer).
+TRIM_WINDOW = 50
+JITTER_WINDOW = 100  # arrivals (2 s of 20 ms blocks) over which jitter is measured
+JITTER_PERCENTILE = 0.95
+SAFETY = 0.004  # s of slack kept beyond the least seen: the loop's own timing noise
+MAX_PREBUFFER_BLOCKS = 8  # a (re)start waits for at most 160 ms of jitter
 SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
@@ -45,70 +49,121 @@ class PlaybackHook(Protocol):
 
 
 class JitterBuffer:
-    """Samples of one participant waiting for the mixer.
+    """Samples of one participant waiting for the mixer, held back by as much as the
+    jitter measured on their arrivals needs, and no more.
 
-    A stall (the loop or the network held up, then a burst) leaves more queued than jitter
-    needs, and the queue would keep that extra delay for the rest of the call: so the
-    buffer's low point is watched over ``TRIM_WINDOW`` blocks, and a surplus it never dipped
-    into is dropped. ``trimmed`` counts the samples dropped that way."""
+    Each block's arrival time (``clock``) is compared with where it sits in the stream
+    (``position``, in samples: the decoded frame's timestamp, so a lost packet is no
+    lateness): the spread of those latenesses over the last ``JITTER_WINDOW`` blocks is the
+    jitter. Playback (re)starts once a block and the jitter's worth of whole blocks are in.
 
-    def __init__(self) -> None:
-        self._chunks: deque[Pcm] = deque()
+    Every take notes its slack: how long before it the newest samples it played arrived.
+    Over ``TRIM_WINDOW`` takes, whole blocks that stayed queued while the least slack seen
+    still exceeded a block (plus ``SAFETY``) were never needed: they are dropped, as is a
+    part block that stayed queued (delay that rides out no jitter at all, as the mixer takes
+    whole blocks). So a stall's burst is given back and a steady stream plays as soon as it
+    arrives; more jitter shows as an underrun (a block of silence) and a restart that waits
+    for the jitter measured. ``trimmed`` counts the samples dropped that way, ``underruns``
+    the takes that found too little."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._chunks: deque[tuple[Pcm, float]] = deque()  # samples, when they arrived
         self._size = 0
         self._playing = False
+        self._next_position = 0  # where a block without a position of its own sits
+        self._lateness: deque[float] = deque(maxlen=JITTER_WINDOW)
         self._low: int | None = None  # the least left queued after a take, this window
+        self._slack: float | None = None  # the least slack of a take, this window
         self._takes = 0
         self.trimmed = 0
+        self.underruns = 0
 
-    def put(self, pcm: Pcm) -> None:
-        self._chunks.append(pcm)
+    @property
+    def queued(self) -> int:
+        return self._size
+
+    @property
+    def jitter(self) -> float:
+        """Seconds from the earliest recent arrival to the latest but the latest twentieth
+        (one lone hold-up is not jitter to wait for on every block), against the stream's
+        own clock."""
+        if len(self._lateness) < 2:
+            return 0.0
+        ordered = sorted(self._lateness)
+        return ordered[int(JITTER_PERCENTILE * (len(ordered) - 1))] - ordered[0]
+
+    def prebuffer(self, n: int) -> int:
+        """Samples beyond the first ``n`` a (re)start waits for: whole blocks of ``n``
+        covering the jitter measured."""
+        blocks = math.ceil(self.jitter * SAMPLE_RATE / n - 1e-6)
+        return min(MAX_PREBUFFER_BLOCKS, max(0, blocks)) * n
+
+    def put(self, pcm: Pcm, position: int | None = None) -> None:
+        at = self._clock()
+        if position is None:
+            position = self._next_position
+        self._lateness.append(at - position / SAMPLE_RATE)
+        self._next_position = position + len(pcm)
+        self._chunks.append((pcm, at))
         self._size += len(pcm)
         while self._size > MAX_BUFFER:
-            self._size -= len(self._chunks.popleft())
+            self._size -= len(self._chunks.popleft()[0])
 
     def take(self, n: int) -> Pcm | None:
         if not self._playing:
-            if self._size < PREBUFFER:
+            if self._size < n + self.prebuffer(n):
                 return None
             self._playing = True
+            self._new_window()
         if self._size < n:
             self._playing = False  # underflow: play silence and build up again
-            self._low, self._takes = None, 0
+            self.underruns += 1
             return None
+        now = self._clock()
         out = np.empty(n, dtype=np.int16)
         filled = 0
+        newest = now
         while filled < n:
-            chunk = self._chunks[0]
+            chunk, arrived = self._chunks[0]
             used = min(len(chunk), n - filled)
             out[filled : filled + used] = chunk[:used]
             filled += used
+            newest = arrived
             if used == len(chunk):
                 self._chunks.popleft()
             else:
-                self._chunks[0] = chunk[used:]
+                self._chunks[0] = (chunk[used:], arrived)
         self._size -= n
-        self._watch_slack()
+        self._watch_slack(n, now - newest)
         return out
 
-    def _watch_slack(self) -> None:
+    def _new_window(self) -> None:
+        self._low, self._slack, self._takes = None, None, 0
+
+    def _watch_slack(self, n: int, slack: float) -> None:
         self._low = self._size if self._low is None else min(self._low, self._size)
+        self._slack = slack if self._slack is None else min(self._slack, slack)
         self._takes += 1
         if self._takes < TRIM_WINDOW:
             return
-        surplus = self._low - FRAME_SAMPLES
-        self._low, self._takes = None, 0
-        if surplus >= FRAME_SAMPLES:
+        low, least = self._low, self._slack
+        self._new_window()
+        spare_blocks = math.floor((least - SAFETY) * SAMPLE_RATE / n)
+        blocks = max(0, min(low // n, spare_blocks))
+        surplus = blocks * n + low % n
+        if surplus > 0:
             self._drop(surplus)
 
     def _drop(self, samples: int) -> None:
         """The oldest ``samples`` go: the queue catches up with the live audio."""
         while samples > 0 and self._chunks:
-            chunk = self._chunks[0]
+            chunk, arrived = self._chunks[0]
             if len(chunk) <= samples:
                 self._chunks.popleft()
                 used = len(chunk)
             else:
-                self._chunks[0] = chunk[samples:]
+                self._chunks[0] = (chunk[samples:], arrived)
                 used = samples
             samples -= used
             self._size -= used
@@ -183,15 +238,18 @@ class AudioMixer:
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
+            position = _position(frame)
             if frame.sample_rate == SAMPLE_RATE and frame.format.name == "s16":
                 chunks = [pcm_of(frame)]
             else:
                 chunks = [pcm_of(f) for f in resampler.resample(frame)]
+                position = None  # the resampler holds some back: count on from the last
             source = self._sources.get(uid)
             if source is None:
                 return
             for pcm in chunks:
-                source.put(pcm)
+                source.put(pcm, position)
+                position = None
 
     def mix_once(self) -> Pcm:
         total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
@@ -231,6 +289,13 @@ class AudioMixer:
                         self._on_output_failed(output, err)
             if self._playback is not None:
                 self._playback.played(pcm if played else SILENCE, played, handed_at)
+
+
+def _position(frame: av.AudioFrame) -> int | None:
+    """The frame's first sample in its stream (from its RTP timestamp), if it has one."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return round(frame.pts * frame.time_base * SAMPLE_RATE)
 
 
 class RemoteVideo:

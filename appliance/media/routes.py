@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from appliance.errors import CallsError
-from appliance.media.remote import AudioMixer
 from appliance.tasks import TaskSet
 from hal.audio.base import AudioError, AudioOutput, Route
 from hal.errors import HardwareError
+
+if TYPE_CHECKING:  # the media stack (aiortc) loads with the first call, not at start-up
+    from appliance.media.remote import AudioMixer
 
 log = logging.getLogger(__name__)
 

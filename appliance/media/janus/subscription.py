@@ -41,6 +41,7 @@ from appliance.media.janus.api import (
     plugin_reply,
 )
 from appliance.media.local import Warn
+from appliance.media.receive import tune_receivers
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ class Subscription:
         """Hands each stream's track on under its publisher's uid, when that changed."""
         if self.pc is None:
             return
+        tune_receivers(self.pc)
         receivers = {t.mid: t.receiver for t in self.pc.getTransceivers() if t.mid is not None}
         live: set[str] = set()
         for mid, stream in self.streams.items():
