@@ -133,6 +133,15 @@ class SignalingEndpoint:
         if user is None:
             await _refuse(ws, hello.id, "unknown auth token")
             return None
+        if hello.uid is not None and hello.uid != user.uid:
+            await _refuse(
+                ws,
+                hello.id,
+                f"this auth token belongs to user {user.uid!r}, not {hello.uid!r}: "
+                f"use {hello.uid!r}'s own token (callbox users add/reset-token {hello.uid})",
+                code="uid-mismatch",
+            )
+            return None
         return user, hello.id
 
     async def _serve(self, ws: web.WebSocketResponse, user: User, hello_id: int | None) -> None:
@@ -290,7 +299,12 @@ async def _turn_away(ws: web.WebSocketResponse, message: str, request: int | Non
     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server busy")
 
 
-async def _refuse(ws: web.WebSocketResponse, request_id: int | None, message: str) -> None:
+async def _refuse(
+    ws: web.WebSocketResponse,
+    request_id: int | None,
+    message: str,
+    code: str = "unauthorized",
+) -> None:
     with contextlib.suppress(ConnectionError, RuntimeError):  # already gone: nothing to tell
-        await ws.send_str(dump(Error(id=request_id, code="unauthorized", message=message)))
+        await ws.send_str(dump(Error(id=request_id, code=code, message=message)))
     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")

@@ -73,7 +73,9 @@ class SignalingClient:
         *,
         client_name: str = "callbox",
         trust: ClientTrust = True,
+        uid: str | None = None,
     ) -> None:
+        self._uid = uid  # who this client is: the server refuses a token of another user
         self._ws_url = _websocket_url(url)
         self._trust = trust  # how a wss:// server is checked (appliance.tls.client_trust)
         self._auth_token = auth_token
@@ -124,7 +126,12 @@ class SignalingClient:
                 self._dispatcher = asyncio.create_task(
                     self._dispatch(events), name="signaling-dispatcher"
                 )
-                hello = Hello(type="hello", auth_token=self._auth_token, client=self._client_name)
+                hello = Hello(
+                    type="hello",
+                    auth_token=self._auth_token,
+                    client=self._client_name,
+                    uid=self._uid,
+                )
                 welcome = await self._exchange(ws, hello)
         except BaseException:
             self._closing = True
@@ -133,6 +140,12 @@ class SignalingClient:
         if not isinstance(welcome, Welcome):
             await self.close()
             raise SignalingError("bad-response", f"expected welcome, got {welcome!r}")
+        if self._uid is not None and welcome.uid != self._uid:  # a server that did not check
+            await self.close()
+            raise SignalingError(
+                "uid-mismatch",
+                f"this auth token belongs to user {welcome.uid!r}, not {self._uid!r}",
+            )
         self._welcomed = True
         return welcome
 

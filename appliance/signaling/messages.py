@@ -94,6 +94,10 @@ class Hello(Request):
     type: Literal["hello"]
     auth_token: str = Field(min_length=1, max_length=512)
     client: str | None = Field(default=None, max_length=128)
+    # Who the client believes it is (a kit sends its configured uid): the server refuses a
+    # token that belongs to another user, so a kit given another kit's token cannot pose
+    # as that kit (and both ring when it is called).
+    uid: Uid | None = None
 
 
 class Join(Request):
