@@ -83,7 +83,7 @@ run: setup
 	$(BIN)/callbox run $(if $(CONFIG),--config $(CONFIG))
 
 lint: setup-test
-	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/ruff check appliance hal tests bench examples
 
 typecheck: setup-test
 	$(BIN)/mypy
@@ -92,7 +92,7 @@ pytest: setup-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: setup-test
-	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/ruff check appliance hal tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
