@@ -199,11 +199,27 @@ class SessionServer:
         return token
 
     async def rotate_auth_token(self, uid: str) -> str:
-        """A new auth token for ``uid``; the old one stops working."""
+        """A new auth token for ``uid``; the old one stops working, and connections that
+        signed in with it are closed."""
         token = secrets.token_urlsafe(32)
         if not await self.store.set_auth_token(uid, token):
             raise UnknownUser(uid)
+        self._disconnect(uid, "token-reset", "this user's auth token was replaced")
         return token
+
+    async def remove_user(self, uid: str) -> None:
+        """Deletes ``uid`` (its calls stay in the log) and closes its connections."""
+        if not await self.store.remove_user(uid):
+            raise UnknownUser(uid)
+        self._disconnect(uid, "user-removed", "this user was removed from the session server")
+        log.info("removed user %s", uid)
+
+    def _disconnect(self, uid: str, code: str, message: str) -> None:
+        for connection in self.connections.of(uid):
+            self.connections.remove(connection)
+            connection.close_after(
+                Error(code=code, message=message), WSCloseCode.POLICY_VIOLATION, code.encode()
+            )
 
     def _session_over(self, session_id: str, ended_at: float) -> None:
         self._drop_guests(session_id)

@@ -14,6 +14,7 @@ import inspect
 import itertools
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -338,6 +339,18 @@ class ServerApi:
         data = await self._call("POST", "/v1/users", admin_key, body=body)
         return _parse(_NewUserResponse, data).auth_token
 
+    async def remove_user(self, admin_key: str, uid: str) -> None:
+        await self._call("DELETE", f"/v1/admin/users/{_path_part(uid)}", admin_key)
+
+    async def reset_token(self, admin_key: str, uid: str) -> str:
+        """A new auth token for ``uid``; the old one stops working."""
+        data = await self._call("POST", f"/v1/admin/users/{_path_part(uid)}/token", admin_key)
+        return _parse(_NewUserResponse, data).auth_token
+
+    async def admin_users(self, admin_key: str) -> list[dict[str, Any]]:
+        """Every user but guests, with ``online``, for the admin key."""
+        return _parse(_UsersResponse, await self._call("GET", "/v1/admin/users", admin_key)).users
+
     async def users(self, auth_token: str) -> list[dict[str, Any]]:
         return _parse(_UsersResponse, await self._call("GET", "/v1/users", auth_token)).users
 
@@ -379,6 +392,10 @@ class ServerApi:
         if data is None:
             raise SignalingError("bad-response", f"{method} {path}: the answer is not JSON")
         return data
+
+
+def _path_part(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
 
 
 def _refusal(status: int, data: Any, text: str) -> SignalingError:
