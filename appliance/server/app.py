@@ -76,6 +76,7 @@ class SessionServer:
             ringing=self.ringing,
             janus=self.janus,
             limits=config.limits,
+            reconnect_grace=config.reconnect_grace,
         )
         self.app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
         self.app.add_routes([*HttpApi(self).routes(), web.get("/v1/ws", self._signaling.handle)])
@@ -212,6 +213,7 @@ class SessionServer:
         if not await self.store.remove_user(uid):
             raise UnknownUser(uid)
         self._disconnect(uid, "user-removed", "this user was removed from the session server")
+        self.connections.forget(uid)
         log.info("removed user %s", uid)
 
     def _disconnect(self, uid: str, code: str, message: str) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -131,6 +132,9 @@ class ConnectionRegistry:
         self._by_uid: dict[str, dict[int, Connection]] = {}
         self._ids = itertools.count(1)
         self._count = 0
+        # When each user's last connection went (monotonic): a kit in a network blip is
+        # "reconnecting", not offline, for a while. One entry per user at most.
+        self._left: dict[str, float] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -138,6 +142,7 @@ class ConnectionRegistry:
     def add(self, ws: web.WebSocketResponse, user: User) -> Connection:
         connection = Connection(next(self._ids), ws, user)
         self._by_uid.setdefault(user.uid, {})[connection.id] = connection
+        self._left.pop(user.uid, None)
         self._count += 1
         return connection
 
@@ -147,12 +152,24 @@ class ConnectionRegistry:
             self._count -= 1
             if not connections:
                 del self._by_uid[connection.uid]
+                self._left[connection.uid] = time.monotonic()
 
     def of(self, uid: str) -> list[Connection]:
         return list(self._by_uid.get(uid, {}).values())
 
     def online(self, uid: str) -> bool:
         return uid in self._by_uid
+
+    def reachable(self, uid: str, grace: float) -> bool:
+        """Online, or gone less than ``grace`` seconds ago (it may be reconnecting)."""
+        if uid in self._by_uid:
+            return True
+        left = self._left.get(uid)
+        return left is not None and time.monotonic() - left < grace
+
+    def forget(self, uid: str) -> None:
+        """A removed user: no longer even reconnecting."""
+        self._left.pop(uid, None)
 
     def send_to_user(self, uid: str, message: Message) -> None:
         for connection in self.of(uid):

@@ -63,8 +63,11 @@ class SignalingEndpoint:
         ringing: Ringing,
         janus: JanusRooms | None = None,
         limits: ServerLimits | None = None,
+        reconnect_grace: float = 0.0,
     ) -> None:
         self._store = store
+        # A receiver gone less than this ago may be reconnecting: its call rings for it.
+        self._reconnect_grace = reconnect_grace
         self._connections = connections
         self._rooms = rooms
         self._ringing = ringing
@@ -253,6 +256,12 @@ class SignalingEndpoint:
                 receiver = await self._store.user(request.receiver)
                 if receiver is None:
                     raise UnknownUser(request.receiver)
+                if not self._connections.reachable(receiver.uid, self._reconnect_grace):
+                    raise ServerError(
+                        "receiver-offline",
+                        f"{receiver.name} ({receiver.uid}) is offline: it is not connected "
+                        "to the session server",
+                    )
                 call = self._ringing.initiate(connection.user, receiver, request.call_type)
                 return CallReply(call=call)
             case CallAction():

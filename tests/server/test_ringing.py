@@ -189,19 +189,39 @@ async def test_accepted_call_nobody_joins_is_ended(
         assert (ended.session_id, ended.status) == (ringing.session_id, "ended")
 
 
-async def test_late_receiver_hears_the_ringing_call(make_kit: KitFactory) -> None:
-    alice = await make_kit("alice")
-    bob = await make_kit("bob", connect=False)
-    await bob.api.create_token(bob.auth_token, "warm-up")  # bob exists but is offline
+async def test_late_receiver_hears_the_ringing_call(
+    make_server: ServerFactory, make_kit: KitFactory
+) -> None:
+    """A receiver whose connection dropped a moment ago (within the reconnect grace) may
+    be on its way back: the call rings, and it hears it when it reconnects."""
+    server = await make_server(reconnect_grace=10)
+    alice = await make_kit("alice", on=server)
+    away = await make_kit("bob", on=server)
+    await away.close()  # bob's network blinks
     ringing = await call(alice, "bob")
-    await bob.connect()
+    bob = await make_kit("bob", on=server)
     assert await event(bob, "call-incoming") == ringing
     await act(bob, "call-accept", ringing.session_id)
     assert (await event(alice, "call-accepted")).status == "ongoing"
 
     # Once it is no longer ringing, a new connection hears nothing of it.
-    late = await make_kit("bob")
+    late = await make_kit("bob", on=server)
     await late.quiet()
+
+
+async def test_ringing_an_offline_kit_fails_at_once(make_kit: KitFactory) -> None:
+    """A kit that is not connected (and not reconnecting) is said to be offline at once,
+    instead of ringing for the whole ring timeout; nothing is logged as a call."""
+    alice = await make_kit("alice")
+    bob = await make_kit("bob", connect=False)
+    await bob.api.create_token(bob.auth_token, "warm-up")  # bob exists but is offline
+    with pytest.raises(SignalingError) as refusal:
+        await call(alice, "bob")
+    assert refusal.value.code == "receiver-offline"
+    assert refusal.value.message.startswith("Bob (bob) is offline: it is not connected")
+    assert await log_of(alice) == []
+    await bob.connect()
+    assert (await call(alice, "bob")).status == "initiated"
 
 
 async def test_session_over_ends_the_ongoing_call(
