@@ -218,6 +218,18 @@ class CallList(Reply):
     calls: list[Call]
 
 
+class Contact(Reply):
+    uid: str
+    name: str
+    online: bool = Field(description="connected to the session server now")
+
+
+class ContactList(Reply):
+    """The kits (users) the session server knows, but this one, online ones first."""
+
+    kits: list[Contact]
+
+
 # --- events ----------------------------------------------------------------------------
 
 

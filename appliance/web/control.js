@@ -4,7 +4,7 @@
 
 const TOKEN_KEY = "callbox.token";
 const $ = (id) => document.getElementById(id);
-const view = { session: null, busy: false, uid: null };
+const view = { session: null, busy: false, uid: null, kits: null, kitsTimer: null };
 let events = null;
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
@@ -60,6 +60,7 @@ async function start() {
   loadSettings().catch(() => {});
   loadCallLog().catch(() => {});
   loadRecordings().catch(() => {});
+  loadKits();
 }
 
 // --- the session -------------------------------------------------------------------------
@@ -87,6 +88,7 @@ function render(session) {
   $("end").disabled = session.state === "idle" || view.busy;
   $("to-video").disabled = !active || !local || !local.audio_only || view.busy;
   $("start").disabled = session.state !== "idle" || view.busy;
+  renderKits();
   if (local) {
     toggle("mute", local.audio_muted, "Unmute", "Mute");
     toggle("pause", local.video_paused, "Start video", "Stop video");
@@ -184,7 +186,11 @@ $("audio-mode").addEventListener("change", (event) =>
 $("display-mode").addEventListener("change", (event) =>
   act("POST", "/display/mode", { mode: event.target.value }));
 $("end").addEventListener("click", () => act("DELETE", "/session"));
-$("start").addEventListener("click", () => act("PUT", "/session", {}));
+$("start-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const sessionId = $("session-id").value.trim();
+  act("PUT", "/session", sessionId ? { session_id: sessionId } : {});
+});
 $("ring").addEventListener("click", () => {
   const receiver = $("receiver").value.trim();
   if (receiver) act("POST", "/calls", { receiver, type: "video" });
@@ -203,6 +209,49 @@ $("invite").addEventListener("click", async () => {
     $("call-error").textContent = err.message;
   }
 });
+
+// --- the kits the session server knows ----------------------------------------------------
+
+async function loadKits() {
+  clearTimeout(view.kitsTimer);
+  try {
+    view.kits = (await api("GET", "/kits")).kits;
+    $("kits-error").textContent = "";
+  } catch (err) {
+    view.kits = null;
+    $("kits-error").textContent = err.message;
+  }
+  renderKits();
+  if (!$("app").classList.contains("hidden")) view.kitsTimer = setTimeout(loadKits, 10000);
+}
+
+function renderKits() {
+  const list = $("kits");
+  if (!view.kits) { list.replaceChildren(); return; }
+  const idle = view.session && view.session.state === "idle";
+  list.replaceChildren(...view.kits.map((kit) => {
+    const item = document.createElement("li");
+    item.dataset.uid = kit.uid;
+    item.dataset.online = String(kit.online);
+    const name = document.createElement("span");
+    name.className = "grow";
+    name.textContent = kit.name;
+    name.title = kit.uid;
+    const state = document.createElement("span");
+    state.className = kit.online ? "badge online" : "badge";
+    state.textContent = kit.online ? "online" : "offline";
+    const call = document.createElement("button");
+    call.type = "button";
+    call.className = "ok";
+    call.textContent = "Call";
+    call.disabled = !kit.online || !idle || view.busy;
+    call.title = kit.online ? `Ring ${kit.name}` : `${kit.name} is offline`;
+    call.addEventListener("click", () => act("POST", "/calls", { receiver: kit.uid, type: "video" }));
+    item.append(name, state, call);
+    return item;
+  }));
+  if (!view.kits.length) list.append(hint("No other kits on the session server yet."));
+}
 
 // --- live events -------------------------------------------------------------------------
 

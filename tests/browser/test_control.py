@@ -61,3 +61,49 @@ async def test_a_click_on_mute_mutes_the_call(tmp_path: Path) -> None:
         finally:
             await far_kits.close()
             await asyncio.sleep(0)
+
+
+async def test_the_page_lists_the_kits_calls_one_and_joins_a_session_by_id(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.server is not None
+        await kit.server.create_user("porch", "Porch")  # known, offline
+        far_kits = KitFactory(kit.server, tmp_path)
+        try:
+            far = await far_kits("room-b")
+            page = await browser.open(kit.api.url + "/")
+            try:
+                await page.type_into("#token", TOKEN)
+                await page.click("#login-form button")
+                await page.wait_for("document.querySelectorAll('#kits li[data-uid]').length === 2")
+                kits = await page.evaluate(
+                    "[...document.querySelectorAll('#kits li[data-uid]')].map(li => "
+                    "[li.dataset.uid, li.querySelector('.badge').textContent, "
+                    "li.querySelector('button').disabled])"
+                )
+                assert kits == [["room-b", "online", False], ["porch", "offline", True]]
+                await page.click("#kits li[data-uid='room-b'] button")
+                await far.wait_for("onIncomingCallReceived")
+                await page.wait_for("document.body.dataset.state === 'ringing'")
+                await page.click("#cancel")
+                await page.wait_for("document.body.dataset.state === 'idle'")
+
+                # A room by name: start (or join) a session id from the page.
+                await page.type_into("#session-id", "standup")
+                await page.click("#start")
+                await page.wait_for("document.body.dataset.state === 'active'")
+                assert (await api.ok("GET", "/session"))["session_id"] == "standup"
+            except BaseException:
+                await page.screenshot(tmp_path / "page.png")
+                print("page console:", *page.console, sep="\n  ")
+                raise
+            finally:
+                await page.close()
+        finally:
+            await far_kits.close()
+            await asyncio.sleep(0)
