@@ -81,11 +81,13 @@ function render(session) {
   const local = session.local;
   $("state").textContent = session.state + (session.session_id ? ` · ${session.session_id}` : "");
   document.body.dataset.state = session.state;
-  for (const id of ["mute", "pause", "switch-camera", "record", "pip", "end", "invite",
+  for (const id of ["mute", "pause", "switch-camera", "record", "pip", "end",
                     "audio-mode", "display-mode"]) {
     $(id).disabled = !active || view.busy;
   }
   $("end").disabled = session.state === "idle" || view.busy;
+  // A meeting link: to this call, or (idle) to a new one the kit starts when it is opened.
+  $("invite").disabled = view.busy;
   $("to-video").disabled = !active || !local || !local.audio_only || view.busy;
   $("start").disabled = session.state !== "idle" || view.busy;
   renderKits();
@@ -203,7 +205,7 @@ $("cancel").addEventListener("click", () =>
   act("POST", `/calls/${encodeURIComponent(view.session.call.session_id)}/cancel`));
 $("invite").addEventListener("click", async () => {
   try {
-    const invite = await api("POST", "/invites", { ttl: 3600, uses: 1 });
+    const invite = await api("POST", "/invites", { ttl: 3600, uses: 10 });
     $("invite-link").textContent = new URL(invite.url, location.href).href;
   } catch (err) {
     $("call-error").textContent = err.message;
