@@ -116,7 +116,8 @@ def describe(err: ValidationError, prefix: str = "") -> tuple[str, str]:
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     name = ".".join(part for part in (prefix, where) if part) or "body"
-    return name, f"{name}: {first['msg']}"
+    # A validator's own sentence is for people as it is: no "Value error, " before it.
+    return name, f"{name}: {str(first['msg']).removeprefix('Value error, ')}"
 
 
 def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:

@@ -342,11 +342,18 @@ function nextPart(buffer) {
 // --- settings, call log, recordings ------------------------------------------------------
 
 async function loadSettings() {
-  const { config, pending } = await api("GET", "/config");
+  const { config, pending, rest_keys: restKeys, file_only: fileOnly } = await api("GET", "/config");
+  const within = (name, keys) => keys.some((key) => name === key || name.startsWith(key + "."));
   for (const field of $("settings").elements) {
     if (!field.name) continue;
-    const value = field.name.split(".").reduce((node, key) => node[key], config);
-    field.value = String(value);
+    const value = field.name.split(".").reduce((node, key) => (node ? node[key] : undefined), config);
+    field.value = value === undefined || value === null ? "" : String(value);
+    // What only the config file may set is shown, not offered: PATCH would refuse it.
+    const fileOnlyField = !within(field.name, restKeys) || within(field.name, fileOnly);
+    field.readOnly = fileOnlyField;
+    if (field.tagName === "SELECT") field.disabled = fileOnlyField;
+    field.dataset.fileOnly = String(fileOnlyField);
+    if (fileOnlyField) field.title = "set in the config file";
   }
   showPending(pending);
 }
@@ -361,7 +368,7 @@ $("settings").addEventListener("submit", async (event) => {
   event.preventDefault();
   const patch = {};
   for (const field of event.target.elements) {
-    if (!field.name) continue;
+    if (!field.name || field.dataset.fileOnly !== "false") continue;
     let value = field.value;
     if (field.type === "number") value = Number(value);
     if (value === "true" || value === "false") value = value === "true";
