@@ -1,6 +1,6 @@
 """Every figure the README (or a page of docs/ it links) quotes as measured comes from the
-benchmark it names, as last run (its section of bench/RESULTS.md, or bench/SOAK.md): a figure typed by hand, or left
-behind when the benchmarks were run again, fails here."""
+benchmark it names, as last run (its section of bench/RESULTS.md, or bench/SOAK.md): a
+figure typed by hand, or left behind when the benchmarks were run again, fails here."""
 
 from __future__ import annotations
 
