@@ -252,6 +252,7 @@ class SessionServer:
                     WSCloseCode.POLICY_VIOLATION,
                     b"guest expired",
                 )
+            self.connections.forget(uid)
         if uids:
             log.info("removed %d guests (session %s over or expired)", len(uids), session_id)
 

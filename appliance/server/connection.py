@@ -125,6 +125,12 @@ class Connection:
         await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
 
 
+# Who left when is kept this long at most (longer than any reconnect grace), and pruned
+# once that many are remembered.
+LEFT_KEPT = 3600.0
+LEFT_PRUNE_AT = 256
+
+
 class ConnectionRegistry:
     """Every authenticated connection, by user (a user may have several)."""
 
@@ -152,7 +158,10 @@ class ConnectionRegistry:
             self._count -= 1
             if not connections:
                 del self._by_uid[connection.uid]
-                self._left[connection.uid] = time.monotonic()
+                now = time.monotonic()
+                if len(self._left) >= LEFT_PRUNE_AT:  # guests come and go: keep it small
+                    self._left = {u: t for u, t in self._left.items() if now - t < LEFT_KEPT}
+                self._left[connection.uid] = now
 
     def of(self, uid: str) -> list[Connection]:
         return list(self._by_uid.get(uid, {}).values())

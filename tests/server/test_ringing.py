@@ -257,3 +257,29 @@ async def test_call_log_is_the_users_own_newest_first(make_kit: KitFactory) -> N
     assert [c.session_id for c in await alice.api.calls(alice.auth_token, limit=1)] == [
         second.session_id
     ]
+
+
+async def test_who_left_when_is_remembered_within_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry remembers who left recently (a kit may be reconnecting) without
+    growing for ever as guests come and go."""
+    from typing import Any, cast
+
+    from appliance.server import connection as registry_module
+    from appliance.server.connection import ConnectionRegistry
+    from appliance.server.store import User
+
+    clock = [1000.0]
+    monkeypatch.setattr(registry_module.time, "monotonic", lambda: clock[0])
+    registry = ConnectionRegistry()
+    ws = cast(Any, object())
+    for n in range(registry_module.LEFT_PRUNE_AT):
+        registry.remove(registry.add(ws, User(f"guest-{n}", "Guest")))
+    assert registry.reachable("guest-0", grace=20)
+    clock[0] += registry_module.LEFT_KEPT + 1
+    registry.remove(registry.add(ws, User("room-a", "Room A")))
+    assert len(registry._left) == 1
+    assert registry.reachable("room-a", grace=20) and not registry.reachable("guest-0", 1e9)
+    registry.forget("room-a")
+    assert not registry.reachable("room-a", grace=20)
