@@ -83,7 +83,7 @@ run: setup
 	$(BIN)/callbox run $(if $(CONFIG),--config $(CONFIG))
 
 lint: setup-test
-	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/ruff check appliance hal tests bench examples
 	$(BIN)/lint-imports
 
 typecheck: setup-test
@@ -94,7 +94,7 @@ pytest: setup-test
 
 # lint-imports: the layers point one way (the contracts in pyproject.toml).
 test: setup-test
-	$(BIN)/ruff check appliance hal tests bench
+	$(BIN)/ruff check appliance hal tests bench examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -31,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--avatar")
     add.add_argument("--config", type=Path, help=config_help)
+    listing = users_sub.add_parser("list", help="list the users and whether each is online")
+    listing.add_argument("--config", type=Path, help=config_help)
+    remove = users_sub.add_parser("remove", help="remove a user (its calls stay in the log)")
+    remove.add_argument("uid")
+    remove.add_argument("--config", type=Path, help=config_help)
+    reset = users_sub.add_parser(
+        "reset-token", help="give a user a new auth token and print it (the old one stops)"
+    )
+    reset.add_argument("uid")
+    reset.add_argument("--config", type=Path, help=config_help)
     return parser
 
 
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_run(config, loaded.file_layer, loaded.overrides_problem))
         if args.command == "server":
             return asyncio.run(_server(config))
-        return asyncio.run(_users_add(config, args.uid, args.name, args.avatar))
+        return asyncio.run(_users(config, args))
     except KeyboardInterrupt:
         return 130
 
@@ -134,7 +144,8 @@ async def _server(config: Config) -> int:
     return 1 if supervisor.failure is not None else 0
 
 
-async def _users_add(config: Config, uid: str, name: str, avatar: str | None) -> int:
+async def _users(config: Config, args: argparse.Namespace) -> int:
+    """``callbox users ...``: the admin side of the configured session server."""
     from appliance.signaling.client import ServerApi, SignalingError
     from appliance.tls import TlsError, client_trust, pinned_file
 
@@ -162,7 +173,16 @@ async def _users_add(config: Config, uid: str, name: str, avatar: str | None) ->
         return 2
     api = ServerApi(config.server.url, trust=trust)
     try:
-        token = await api.add_user(admin_key, uid, name, avatar)
+        match args.users_command:
+            case "add":
+                print(await api.add_user(admin_key, args.uid, args.name, args.avatar))
+            case "reset-token":
+                print(await api.reset_token(admin_key, args.uid))
+            case "remove":
+                await api.remove_user(admin_key, args.uid)
+                print(f"removed {args.uid}")
+            case _:
+                _print_users(await api.admin_users(admin_key))
     except SignalingError as err:
         print(f"callbox: {err.code}: {err.message}", file=sys.stderr)
         return 1
@@ -175,5 +195,25 @@ async def _users_add(config: Config, uid: str, name: str, avatar: str | None) ->
         return 1
     finally:
         await api.close()
-    print(token)
     return 0
+
+
+def _print_users(users: list[dict[str, Any]]) -> None:
+    """One line per user: uid, online or offline, name (a table that lines up)."""
+    rows = [
+        (
+            _printable(u.get("uid")),
+            "online" if u.get("online") is True else "offline",
+            _printable(u.get("name")),
+        )
+        for u in users
+    ]
+    width = max([len("UID"), *(len(uid) for uid, _, _ in rows)])
+    print(f"{'UID':<{width}}  {'STATUS':<7}  NAME")
+    for uid, status, name in rows:
+        print(f"{uid:<{width}}  {status:<7}  {name}")
+
+
+def _printable(value: object) -> str:
+    """What a server sent, safe for a terminal: no escape sequences or line breaks."""
+    return "".join(c if c.isprintable() else "?" for c in str(value or ""))

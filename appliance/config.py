@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,16 +43,29 @@ _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d
 
 def split_hostport(value: str) -> tuple[str, int]:
     match = _HOSTPORT.match(value)
-    if not match or not 0 <= int(match["port"]) <= 65535:
-        raise ValueError(f"expected host:port, got {value!r}")
+    if not match:
+        raise ValueError(
+            f"{value!r} is not an address to listen on: write host:port, such as "
+            "127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every network) or "
+            "[::]:8080 (IPv6)"
+        )
+    if not 0 <= int(match["port"]) <= 65535:
+        raise ValueError(f"{value!r}: the port must be a number from 0 to 65535")
     return match["host"].strip("[]"), int(match["port"])
+
+
+def _hostport(value: Any) -> Any:
+    if isinstance(value, str):  # (a REST patch's copy of the field also lets null through)
+        split_hostport(value)
+    return value
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-HostPort = Annotated[str, Field(pattern=_HOSTPORT.pattern)]
+# Checked by split_hostport, whose refusal says what to write (not a regular expression).
+HostPort = Annotated[str, Field(max_length=300), AfterValidator(_hostport)]
 
 
 class KitConfig(Section):

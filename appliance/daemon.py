@@ -165,7 +165,24 @@ class Daemon:
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
         self.api.tokens.on_first_use.append(self._hide_token)
-        log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
+        if self.calls.connected:
+            self._log_ready()
+        else:
+            self.calls.on_reconnected.append(self._log_ready)
+            log.warning(
+                "%s (%s) is up but not ready for calls: the session server at %s does not "
+                "answer; calls wait until it does",
+                config.kit.name,
+                config.kit.uid,
+                self.calls.server_url,
+            )
+
+    def _log_ready(self) -> None:
+        """Logs "ready": calls can be made (hardware, API and the session server are up)."""
+        if self.calls is not None:
+            with contextlib.suppress(ValueError):
+                self.calls.on_reconnected.remove(self._log_ready)  # once
+        log.info("%s (%s) is ready", self.config.kit.name, self.config.kit.uid)
 
     async def _start_api(self, api: ApiServer) -> None:
         """Listen where the config says; if a REST-set ``api.listen`` cannot be used, where

@@ -26,9 +26,13 @@ def problems(
     default: str = "body",
     tag: object = None,
 ) -> list[tuple[str, str]]:
-    """(field, pydantic's message) of the first ``limit`` errors."""
+    """(field, pydantic's message) of the first ``limit`` errors. A validator's own
+    sentence is for people as it is: no "Value error, " before it."""
     return [
-        (field_of(error, prefix=prefix, default=default, tag=tag), error["msg"])
+        (
+            field_of(error, prefix=prefix, default=default, tag=tag),
+            str(error["msg"]).removeprefix("Value error, "),
+        )
         for error in err.errors()[:limit]
     ]
 

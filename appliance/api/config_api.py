@@ -36,6 +36,8 @@ from appliance.config import (
 )
 from appliance.errors import storage_error
 from appliance.rest_layer import (
+    FILE_ONLY,
+    REST_KEYS,
     RestLayerError,
     check_rest_layer,
     defined_pcms,
@@ -89,6 +91,15 @@ class ConfigEnvelope(m.Reply):
     changes: list[m.ConfigChange] = Field(
         default_factory=list,
         description="what this PATCH changed, and when each change takes effect",
+    )
+    rest_keys: list[str] = Field(
+        default_factory=lambda: sorted(REST_KEYS),
+        description="the keys (and tables) PATCH may set; everything else is the config "
+        "file's alone",
+    )
+    file_only: list[str] = Field(
+        default_factory=lambda: sorted(FILE_ONLY),
+        description="keys inside rest_keys that only the config file may set",
     )
 
 

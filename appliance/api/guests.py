@@ -35,8 +35,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from appliance.api import models as m
 from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, body_of
-from appliance.calls import CallsError
-from appliance.calls.errors import no_active_session
+from appliance.calls import CallsError, SessionState
 from appliance.errors import CallboxError, is_storage_full, storage_error
 from appliance.server.errors import ServerError
 from appliance.signaling.client import ServerApi, SignalingError
@@ -132,10 +131,11 @@ class GuestsApi:
         ctx = self._ctx
         session_id = body.session_id
         if session_id is None:
+            # The kit's call, or (a meeting link made before the call) a new session that
+            # the kit starts when the link is first opened.
             session = ctx.calls.session
-            if session is None:
-                raise no_active_session()
-            session_id = session.session_id
+            new_id = f"meet-{secrets.token_hex(6)}"
+            session_id = session.session_id if session is not None else new_id
         if ctx.session_server is None and not ctx.config.server.admin_key:
             raise CallsError(
                 "guests-unavailable",
@@ -191,6 +191,7 @@ class GuestsApi:
             invite.session_id, time.time() + GUEST_PASS_SECONDS
         )
         log.info("guest %s (%s) joins session %s", uid, body.name, invite.session_id)
+        await self._kit_joins(invite.session_id)
         config = self._ctx.config
         return m.GuestPass(
             uid=uid,
@@ -201,6 +202,18 @@ class GuestsApi:
             kit=m.KitInfo(uid=config.kit.uid, name=config.kit.name),
             signaling=SIGNALING_PATH,
         )
+
+    async def _kit_joins(self, session_id: str) -> None:
+        """A link opened while the kit is idle starts (or rejoins) its session on the kit,
+        so the guest finds the kit there; a kit in another call stays in that call."""
+        calls = self._ctx.calls
+        if calls.session is not None or calls.state != SessionState.IDLE:
+            return
+        try:
+            await self._ctx.kit.start_session(session_id)
+        except CallsError as err:
+            if err.code != "session-active":  # a second guest raced us to it: fine
+                log.warning("the kit could not join session %s for a guest: %s", session_id, err)
 
     async def _create_user(self, uid: str, name: str, session_id: str) -> str:
         """A guest on the session server, bound to ``session_id``."""

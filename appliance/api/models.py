@@ -218,6 +218,18 @@ class CallList(Reply):
     calls: list[Call]
 
 
+class Contact(Reply):
+    uid: str
+    name: str
+    online: bool = Field(description="connected to the session server now")
+
+
+class ContactList(Reply):
+    """The kits (users) the session server knows, but this one, online ones first."""
+
+    kits: list[Contact]
+
+
 # --- events ----------------------------------------------------------------------------
 
 
@@ -321,7 +333,9 @@ class Done(Reply):
 
 class CreateInvite(Body):
     session_id: SessionId | None = Field(
-        None, description="the session to invite to; the kit's current one when omitted"
+        None,
+        description="the session to invite to; when omitted, the kit's current one, or (idle) "
+        "a new one that the kit starts when the link is first opened",
     )
     ttl: int = Field(3600, ge=60, le=7 * 24 * 3600, description="seconds the link works")
     uses: int = Field(1, ge=1, le=50, description="how many people may join with it")

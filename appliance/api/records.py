@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance.api import models as m
 from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, Param, Raw, optional_param, param
 from appliance.calls import CallsError
-from appliance.signaling.client import ServerApi
+from appliance.signaling.client import ServerApi, SignalingError
+from appliance.signaling.messages import Uid
 
 RecordingName = Annotated[str, Field(pattern=m.RECORDING_NAME, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=500)]
@@ -68,6 +69,15 @@ class RecordsApi:
                 "calls",
                 reply=m.CallList,
                 params=(Param("limit", Limit, where="query", required=False),),
+                errors={503: "The session server cannot be reached"},
+            ),
+            Endpoint(
+                "GET",
+                "/api/v1/kits",
+                self.kits,
+                "The kits the session server knows, online or not (who can be called)",
+                "calls",
+                reply=m.ContactList,
                 errors={503: "The session server cannot be reached"},
             ),
         ]
@@ -131,6 +141,33 @@ class RecordsApi:
         except OSError as err:
             raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
         return m.CallList(calls=[m.Call.model_validate(c.model_dump()) for c in calls])
+
+
+    async def kits(self, request: web.Request) -> m.ContactList:
+        try:
+            users = await self._server_api.users(self._ctx.auth_token)
+        except SignalingError as err:
+            raise CallsError(err.code, err.message) from None
+        except OSError as err:
+            raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
+        contacts = []
+        for user in users:  # what the server says is checked, entry by entry
+            try:
+                contact = _ServerUser.model_validate(user)
+            except ValidationError:
+                continue
+            if contact.uid != self._ctx.calls.uid:
+                contacts.append(m.Contact(**contact.model_dump()))
+        contacts.sort(key=lambda c: (not c.online, c.name.lower(), c.uid))
+        return m.ContactList(kits=contacts)
+
+
+class _ServerUser(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    uid: Uid
+    name: str = Field(min_length=1, max_length=64)
+    online: bool
 
 
 def _scan(directory: Path) -> list[tuple[Path, int, float]]:

@@ -134,11 +134,12 @@ class ApiServer:
         return self._url
 
     async def start(self, listen: str | None = None) -> None:
-        """Load (or make) the token and listen on ``listen`` (default: ``[api] listen``).
-        Raises OSError if the address is taken."""
+        """Listen on ``listen`` (default: ``[api] listen``), then load (or make) the token:
+        a start that fails (the address is taken: OSError) makes none, so the token a
+        first start prints is the one that works. Until it is loaded, every token is
+        refused."""
         if self._runner is not None:
             return
-        await self.tokens.load()
         await self._pages.load()
         host, port = split_hostport(listen or self.context.config.api.listen)
         runner, self.guard = await start_site(
@@ -152,6 +153,7 @@ class ApiServer:
             keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         self._runner = runner
+        await self.tokens.load()
         bound = runner.addresses[0]
         self.context.own_ports.add(bound[1])
         if self.context.session_server is not None:

@@ -82,6 +82,7 @@ class Calls:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.uid = uid
+        self.server_url = server_url
         self._sleep = sleep  # the reconnect schedule's clock (tests pass one that records)
         self.name = uid
         self.hardware = hardware
@@ -110,7 +111,7 @@ class Calls:
         self.router.add_releaser(self.ringer.release)
         self._auth_token = auth_token
         self._client = SignalingClient(
-            server_url, auth_token, client_name=f"callbox {uid}", trust=server_trust
+            server_url, auth_token, client_name=f"callbox {uid}", trust=server_trust, uid=uid
         )
         self._client.on_event(self._on_server_message)
         self._client.on_close(self._on_disconnected)
@@ -118,6 +119,8 @@ class Calls:
         self.session: CallSession | None = None
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
+        # Called each time the background reconnection reaches the session server.
+        self.on_reconnected: list[Callable[[], None]] = []
         self._closing = False
         self._last_state = SessionState.IDLE
         self._session_lock = asyncio.Lock()
@@ -194,6 +197,8 @@ class Calls:
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
                 log.info("%s: reconnected to the session server", self.uid)
+                for callback in list(self.on_reconnected):
+                    callback()
                 session = self.session
                 if session is not None and session.state == SessionState.ACTIVE:
                     try:

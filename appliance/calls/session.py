@@ -646,8 +646,9 @@ class CallSession:
             self.mixer,
             self.remote_video,
             on_failure=self._recording_failed,
-            # A view that composes the screen (the HDMI compositor) records what it shows.
-            frame_source=getattr(self._view, "current_frame", None),
+            # A view that composes the screen (the HDMI compositor) composes the recording
+            # too: the call's default layout, without the on-screen buttons.
+            frame_source=getattr(self._view, "recording_frame", None),
         )
         try:
             await recorder.start()

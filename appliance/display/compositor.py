@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import av
@@ -56,6 +56,9 @@ IDLE_TICK = 1.0  # seconds between checks outside a call (server connection, not
 DISPLAY_RETRY = 2.0  # seconds between attempts to reopen an unplugged screen
 ERROR_PAUSE = 1.0  # after a painting error, before trying again
 DRAG_THRESHOLD = 0.015  # of the screen's width: a press that moves less is a tap
+# The call as a recording shows it: the default layout of everyone, without the on-screen
+# buttons, picture-in-picture, pointer or passing messages, at the recorder's size.
+RECORDING_SIZE = (640, 360)
 RECORDER_FRAME_SECONDS = 2.0  # keep publishing av.VideoFrames this long after a request
 MAX_SIZE = (3840, 2160)
 MIN_SIZE = (320, 240)
@@ -95,6 +98,9 @@ class Compositor:
         self._images = AvatarImages(on_loaded=self._refresh)
         self._sprites = SpriteCache(self._images.get)
         self._painter = Painter(self._size, self._sprites)
+        # The recording's own canvas, painted beside the screen while a recorder asks.
+        self._recording_painter: Painter | None = None
+        self._recording_layout: tuple[Scene, Layout] | None = None
         self._frames: dict[str, av.VideoFrame] = {}
         self._aspects: dict[str, float] = {}
         self._scene = Scene(home=self._home)
@@ -377,6 +383,39 @@ class Compositor:
             await self._new_frame.wait_for(lambda: self._frame_no > after)
         return await asyncio.to_thread(self._painter.snapshot)
 
+    def recording_frame(self) -> av.VideoFrame | None:
+        """The call for the recorder (``frame_source``): the default layout of everyone,
+        without the on-screen buttons, at RECORDING_SIZE, as an rgb24 av.VideoFrame. Frames
+        are painted (off the event loop, with the screen's) while they are asked for."""
+        if self._recording_painter is None:
+            self._recording_painter = Painter(RECORDING_SIZE, self._sprites)
+        painter = self._recording_painter
+        painter.keep_video_frame_until = time.monotonic() + RECORDER_FRAME_SECONDS
+        if painter.video_frame is None:
+            self._wake.set()
+        return painter.video_frame
+
+    def recording_layout(self) -> Layout:
+        """How the recording lays out the call now (the screen's scene, recorded)."""
+        scene = self._scene
+        cached = self._recording_layout
+        if cached is not None and cached[0] is scene:
+            return cached[1]
+        recorded = replace(
+            scene,
+            mode=DisplayMode.default,
+            focus=None,
+            floating_at=None,
+            pip=False,
+            controls=None,
+            timeout_left=None,
+            cursor=None,
+            toast=None,
+        )
+        layout = compute_layout(recorded, RECORDING_SIZE)
+        self._recording_layout = (scene, layout)
+        return layout
+
     def current_frame(self) -> av.VideoFrame | None:
         """The screen as an rgb24 av.VideoFrame, for the call recorder (``frame_source``).
         Frames are published by the painter while they are asked for."""
@@ -414,6 +453,7 @@ class Compositor:
                 await asyncio.sleep(ERROR_PAUSE)
                 self._wake.set()
                 continue
+            await self._paint_recording(loop)
             # Paced on average, not frame by frame: a far frame that comes a little early
             # (network and loop jitter) is painted at once; waiting for the exact period
             # made each wait longer than the last, until one frame in three was skipped.
@@ -425,6 +465,21 @@ class Compositor:
                     self._new_frame.notify_all()
             if regions or self._present_pending:
                 await self._present()
+
+    async def _paint_recording(self, loop: asyncio.AbstractEventLoop) -> None:
+        painter = self._recording_painter
+        if painter is None:
+            return
+        if time.monotonic() >= painter.keep_video_frame_until:
+            self._recording_painter = None  # the recording ended: free its canvas
+            return
+        try:
+            await loop.run_in_executor(
+                self._executor, painter.paint, self.recording_layout().items, dict(self._frames)
+            )
+        except Exception:  # the recording must not take the screen down with it
+            log.exception("painting the recording failed")
+            painter.invalidate()
 
     async def _present(self) -> None:
         display = self._display

@@ -1,5 +1,6 @@
 """Call recording: the remote mix plus the local microphone, and the main video (or the
-composed screen), written to a Matroska file by a writer thread.
+call composed by the screen's compositor in the default layout, without the on-screen
+buttons), written to a Matroska file by a writer thread.
 
 Matroska is written cluster by cluster, so a file cut short by a crash, a power cut or a
 full disk still plays up to its last cluster. Clusters are kept short (``CLUSTER_MS``, each

@@ -21,7 +21,7 @@ from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
 from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens
-from appliance.signaling.messages import SessionId, Uid
+from appliance.signaling.messages import UID_PATTERN, SessionId, Uid
 from appliance.validation import describe
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class Server(Protocol):
         ttl: float | None = None,
     ) -> str: ...
 
+    async def rotate_auth_token(self, uid: str) -> str: ...
+
+    async def remove_user(self, uid: str) -> None: ...
+
 
 class HttpApi:
     def __init__(self, server: Server) -> None:
@@ -86,6 +90,10 @@ class HttpApi:
             web.get("/v1/health", self.health),
             web.post("/v1/users", self.add_user),
             web.get("/v1/users", self.users),
+            # The admin key's side (`callbox users ...`); a user's token is no admin key.
+            web.get("/v1/admin/users", self.admin_users),
+            web.delete("/v1/admin/users/{uid}", self.remove_user),
+            web.post("/v1/admin/users/{uid}/token", self.reset_token),
             web.post("/v1/tokens", self.create_token),
             web.get("/v1/calls", self.calls),
         ]
@@ -93,10 +101,13 @@ class HttpApi:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "version": __version__})
 
-    async def add_user(self, request: web.Request) -> web.Response:
+    def _require_admin(self, request: web.Request, what: str) -> None:
         given = _bearer(request)
         if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
-            raise ServerError("forbidden", "creating users needs the admin key", status=403)
+            raise ServerError("forbidden", f"{what} needs the admin key", status=403)
+
+    async def add_user(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "creating users")
         body = await _body(request, NewUser)
         token = await self._server.create_user(
             body.uid, body.name, body.avatar, session_id=body.session_id, ttl=body.ttl
@@ -107,12 +118,32 @@ class HttpApi:
 
     async def users(self, request: web.Request) -> web.Response:
         _not_a_guest(await self._user(request), "list users")
+        return await self._users()
+
+    async def admin_users(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "listing users")
+        return await self._users()
+
+    async def _users(self) -> web.Response:
+        """Every user but guests, online or not."""
         connections = self._server.connections
         users = [
             {"uid": u.uid, "name": u.name, "avatar": u.avatar, "online": connections.online(u.uid)}
             for u in await self._server.store.users()
         ]
         return web.json_response({"users": users})
+
+    async def remove_user(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "removing users")
+        uid = _path_uid(request)
+        await self._server.remove_user(uid)
+        return web.json_response({"uid": uid, "removed": True})
+
+    async def reset_token(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "resetting a user's token")
+        uid = _path_uid(request)
+        token = await self._server.rotate_auth_token(uid)
+        return web.json_response({"uid": uid, "auth_token": token})
 
     async def create_token(self, request: web.Request) -> web.Response:
         user = await self._user(request)
@@ -150,6 +181,15 @@ def _not_a_guest(user: User, what: str) -> User:
     if user.is_guest:
         raise ServerError("guest-forbidden", f"a guest may not {what}", status=403)
     return user
+
+
+def _path_uid(request: web.Request) -> str:
+    uid = request.match_info["uid"]
+    if not UID_PATTERN.fullmatch(uid):
+        raise ServerError(
+            "bad-request", "uid: 1-64 letters, digits and _ . @ - only", status=422
+        )
+    return uid
 
 
 def _bearer(request: web.Request) -> str:

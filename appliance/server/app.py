@@ -78,6 +78,7 @@ class SessionServer:
             ringing=self.ringing,
             janus=self.janus,
             limits=config.limits,
+            reconnect_grace=config.reconnect_grace,
         )
         self.app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
         self.app.add_routes([*HttpApi(self).routes(), web.get("/v1/ws", self._signaling.handle)])
@@ -186,11 +187,28 @@ class SessionServer:
         return token
 
     async def rotate_auth_token(self, uid: str) -> str:
-        """A new auth token for ``uid``; the old one stops working."""
+        """A new auth token for ``uid``; the old one stops working, and connections that
+        signed in with it are closed."""
         token = secrets.token_urlsafe(32)
         if not await self.store.set_auth_token(uid, token):
             raise UnknownUser(uid)
+        self._disconnect(uid, "token-reset", "this user's auth token was replaced")
         return token
+
+    async def remove_user(self, uid: str) -> None:
+        """Deletes ``uid`` (its calls stay in the log) and closes its connections."""
+        if not await self.store.remove_user(uid):
+            raise UnknownUser(uid)
+        self._disconnect(uid, "user-removed", "this user was removed from the session server")
+        self.connections.forget(uid)
+        log.info("removed user %s", uid)
+
+    def _disconnect(self, uid: str, code: str, message: str) -> None:
+        for connection in self.connections.of(uid):
+            self.connections.remove(connection)
+            connection.close_after(
+                Error(code=code, message=message), WSCloseCode.POLICY_VIOLATION, code.encode()
+            )
 
     def _session_over(self, session_id: str, ended_at: float) -> None:
         self._drop_guests(session_id)
@@ -219,6 +237,7 @@ class SessionServer:
                     WSCloseCode.POLICY_VIOLATION,
                     b"guest expired",
                 )
+            self.connections.forget(uid)
         if uids:
             log.info("removed %d guests (session %s over or expired)", len(uids), session_id)
 

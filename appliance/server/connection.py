@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -119,6 +120,12 @@ class Connection:
         await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
 
 
+# Who left when is kept this long at most (longer than any reconnect grace), and pruned
+# once that many are remembered.
+LEFT_KEPT = 3600.0
+LEFT_PRUNE_AT = 256
+
+
 class ConnectionRegistry:
     """Every authenticated connection, by user (a user may have several)."""
 
@@ -126,6 +133,9 @@ class ConnectionRegistry:
         self._by_uid: dict[str, dict[int, Connection]] = {}
         self._ids = itertools.count(1)
         self._count = 0
+        # When each user's last connection went (monotonic): a kit in a network blip is
+        # "reconnecting", not offline, for a while. One entry per user at most.
+        self._left: dict[str, float] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -133,6 +143,7 @@ class ConnectionRegistry:
     def add(self, ws: web.WebSocketResponse, user: User) -> Connection:
         connection = Connection(next(self._ids), ws, user)
         self._by_uid.setdefault(user.uid, {})[connection.id] = connection
+        self._left.pop(user.uid, None)
         self._count += 1
         return connection
 
@@ -142,12 +153,27 @@ class ConnectionRegistry:
             self._count -= 1
             if not connections:
                 del self._by_uid[connection.uid]
+                now = time.monotonic()
+                if len(self._left) >= LEFT_PRUNE_AT:  # guests come and go: keep it small
+                    self._left = {u: t for u, t in self._left.items() if now - t < LEFT_KEPT}
+                self._left[connection.uid] = now
 
     def of(self, uid: str) -> list[Connection]:
         return list(self._by_uid.get(uid, {}).values())
 
     def online(self, uid: str) -> bool:
         return uid in self._by_uid
+
+    def reachable(self, uid: str, grace: float) -> bool:
+        """Online, or gone less than ``grace`` seconds ago (it may be reconnecting)."""
+        if uid in self._by_uid:
+            return True
+        left = self._left.get(uid)
+        return left is not None and time.monotonic() - left < grace
+
+    def forget(self, uid: str) -> None:
+        """A removed user: no longer even reconnecting."""
+        self._left.pop(uid, None)
 
     def send_to_user(self, uid: str, message: Message) -> None:
         for connection in self.of(uid):

@@ -211,6 +211,14 @@ class Store:
 
         return await self._run(job)
 
+    async def remove_user(self, uid: str) -> bool:
+        """Deletes the user (its call log stays); False if there is no such user."""
+
+        def job(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM users WHERE uid = ?", (uid,)).rowcount == 1
+
+        return await self._run(job)
+
     async def user_by_token(self, auth_token: str) -> User | None:
         """The user with this auth token; None for an unknown token or an expired guest."""
         digest = token_hash(auth_token)

@@ -63,8 +63,11 @@ class SignalingEndpoint:
         ringing: Ringing,
         janus: JanusRooms | None = None,
         limits: ServerLimits | None = None,
+        reconnect_grace: float = 0.0,
     ) -> None:
         self._store = store
+        # A receiver gone less than this ago may be reconnecting: its call rings for it.
+        self._reconnect_grace = reconnect_grace
         self._connections = connections
         self._rooms = rooms
         self._ringing = ringing
@@ -132,6 +135,15 @@ class SignalingEndpoint:
         user = await self._store.user_by_token(hello.auth_token)
         if user is None:
             await _refuse(ws, hello.id, "unknown auth token")
+            return None
+        if hello.uid is not None and hello.uid != user.uid:
+            await _refuse(
+                ws,
+                hello.id,
+                f"this auth token belongs to user {user.uid!r}, not {hello.uid!r}: "
+                f"use {hello.uid!r}'s own token (callbox users add/reset-token {hello.uid})",
+                code="uid-mismatch",
+            )
             return None
         return user, hello.id
 
@@ -244,6 +256,12 @@ class SignalingEndpoint:
                 receiver = await self._store.user(request.receiver)
                 if receiver is None:
                     raise UnknownUser(request.receiver)
+                if not self._connections.reachable(receiver.uid, self._reconnect_grace):
+                    raise ServerError(
+                        "receiver-offline",
+                        f"{receiver.name} ({receiver.uid}) is offline: it is not connected "
+                        "to the session server",
+                    )
                 call = self._ringing.initiate(connection.user, receiver, request.call_type)
                 return CallReply(call=call)
             case CallAction():
@@ -290,7 +308,12 @@ async def _turn_away(ws: web.WebSocketResponse, message: str, request: int | Non
     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server busy")
 
 
-async def _refuse(ws: web.WebSocketResponse, request_id: int | None, message: str) -> None:
+async def _refuse(
+    ws: web.WebSocketResponse,
+    request_id: int | None,
+    message: str,
+    code: str = "unauthorized",
+) -> None:
     with contextlib.suppress(ConnectionError, RuntimeError):  # already gone: nothing to tell
-        await ws.send_str(dump(Error(id=request_id, code="unauthorized", message=message)))
+        await ws.send_str(dump(Error(id=request_id, code=code, message=message)))
     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")

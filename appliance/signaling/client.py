@@ -14,6 +14,7 @@ import inspect
 import itertools
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -72,7 +73,9 @@ class SignalingClient:
         *,
         client_name: str = "callbox",
         trust: ClientTrust = True,
+        uid: str | None = None,
     ) -> None:
+        self._uid = uid  # who this client is: the server refuses a token of another user
         self._ws_url = _websocket_url(url)
         self._trust = trust  # how a wss:// server is checked (appliance.tls.client_trust)
         self._auth_token = auth_token
@@ -123,7 +126,12 @@ class SignalingClient:
                 self._dispatcher = asyncio.create_task(
                     self._dispatch(events), name="signaling-dispatcher"
                 )
-                hello = Hello(type="hello", auth_token=self._auth_token, client=self._client_name)
+                hello = Hello(
+                    type="hello",
+                    auth_token=self._auth_token,
+                    client=self._client_name,
+                    uid=self._uid,
+                )
                 welcome = await self._exchange(ws, hello)
         except BaseException:
             self._closing = True
@@ -132,6 +140,12 @@ class SignalingClient:
         if not isinstance(welcome, Welcome):
             await self.close()
             raise SignalingError("bad-response", f"expected welcome, got {welcome!r}")
+        if self._uid is not None and welcome.uid != self._uid:  # a server that did not check
+            await self.close()
+            raise SignalingError(
+                "uid-mismatch",
+                f"this auth token belongs to user {welcome.uid!r}, not {self._uid!r}",
+            )
         self._welcomed = True
         return welcome
 
@@ -321,6 +335,18 @@ class ServerApi:
         data = await self._call("POST", "/v1/users", admin_key, body=body)
         return _parse(_NewUserResponse, data).auth_token
 
+    async def remove_user(self, admin_key: str, uid: str) -> None:
+        await self._call("DELETE", f"/v1/admin/users/{_path_part(uid)}", admin_key)
+
+    async def reset_token(self, admin_key: str, uid: str) -> str:
+        """A new auth token for ``uid``; the old one stops working."""
+        data = await self._call("POST", f"/v1/admin/users/{_path_part(uid)}/token", admin_key)
+        return _parse(_NewUserResponse, data).auth_token
+
+    async def admin_users(self, admin_key: str) -> list[dict[str, Any]]:
+        """Every user but guests, with ``online``, for the admin key."""
+        return _parse(_UsersResponse, await self._call("GET", "/v1/admin/users", admin_key)).users
+
     async def users(self, auth_token: str) -> list[dict[str, Any]]:
         return _parse(_UsersResponse, await self._call("GET", "/v1/users", auth_token)).users
 
@@ -362,6 +388,10 @@ class ServerApi:
         if data is None:
             raise SignalingError("bad-response", f"{method} {path}: the answer is not JSON")
         return data
+
+
+def _path_part(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
 
 
 def _refusal(status: int, data: Any, text: str) -> SignalingError:

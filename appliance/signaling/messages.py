@@ -9,10 +9,12 @@ is an unsolicited event with no ``id``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+UID_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # fullmatch: what Uid accepts
 Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 SessionId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CallType = Literal["audio", "video"]
@@ -94,6 +96,10 @@ class Hello(Request):
     type: Literal["hello"]
     auth_token: str = Field(min_length=1, max_length=512)
     client: str | None = Field(default=None, max_length=128)
+    # Who the client believes it is (a kit sends its configured uid): the server refuses a
+    # token that belongs to another user, so a kit given another kit's token cannot pose
+    # as that kit (and both ring when it is called).
+    uid: Uid | None = None
 
 
 class Join(Request):

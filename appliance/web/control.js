@@ -4,7 +4,7 @@
 
 const TOKEN_KEY = "callbox.token";
 const $ = (id) => document.getElementById(id);
-const view = { session: null, busy: false, uid: null };
+const view = { session: null, busy: false, uid: null, kits: null, kitsTimer: null };
 let events = null;
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
@@ -60,6 +60,7 @@ async function start() {
   loadSettings().catch(() => {});
   loadCallLog().catch(() => {});
   loadRecordings().catch(() => {});
+  loadKits();
 }
 
 // --- the session -------------------------------------------------------------------------
@@ -80,13 +81,16 @@ function render(session) {
   const local = session.local;
   $("state").textContent = session.state + (session.session_id ? ` · ${session.session_id}` : "");
   document.body.dataset.state = session.state;
-  for (const id of ["mute", "pause", "switch-camera", "record", "pip", "end", "invite",
+  for (const id of ["mute", "pause", "switch-camera", "record", "pip", "end",
                     "audio-mode", "display-mode"]) {
     $(id).disabled = !active || view.busy;
   }
   $("end").disabled = session.state === "idle" || view.busy;
+  // A meeting link: to this call, or (idle) to a new one the kit starts when it is opened.
+  $("invite").disabled = view.busy;
   $("to-video").disabled = !active || !local || !local.audio_only || view.busy;
   $("start").disabled = session.state !== "idle" || view.busy;
+  renderKits();
   if (local) {
     toggle("mute", local.audio_muted, "Unmute", "Mute");
     toggle("pause", local.video_paused, "Start video", "Stop video");
@@ -184,7 +188,11 @@ $("audio-mode").addEventListener("change", (event) =>
 $("display-mode").addEventListener("change", (event) =>
   act("POST", "/display/mode", { mode: event.target.value }));
 $("end").addEventListener("click", () => act("DELETE", "/session"));
-$("start").addEventListener("click", () => act("PUT", "/session", {}));
+$("start-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const sessionId = $("session-id").value.trim();
+  act("PUT", "/session", sessionId ? { session_id: sessionId } : {});
+});
 $("ring").addEventListener("click", () => {
   const receiver = $("receiver").value.trim();
   if (receiver) act("POST", "/calls", { receiver, type: "video" });
@@ -197,12 +205,55 @@ $("cancel").addEventListener("click", () =>
   act("POST", `/calls/${encodeURIComponent(view.session.call.session_id)}/cancel`));
 $("invite").addEventListener("click", async () => {
   try {
-    const invite = await api("POST", "/invites", { ttl: 3600, uses: 1 });
+    const invite = await api("POST", "/invites", { ttl: 3600, uses: 10 });
     $("invite-link").textContent = new URL(invite.url, location.href).href;
   } catch (err) {
     $("call-error").textContent = err.message;
   }
 });
+
+// --- the kits the session server knows ----------------------------------------------------
+
+async function loadKits() {
+  clearTimeout(view.kitsTimer);
+  try {
+    view.kits = (await api("GET", "/kits")).kits;
+    $("kits-error").textContent = "";
+  } catch (err) {
+    view.kits = null;
+    $("kits-error").textContent = err.message;
+  }
+  renderKits();
+  if (!$("app").classList.contains("hidden")) view.kitsTimer = setTimeout(loadKits, 10000);
+}
+
+function renderKits() {
+  const list = $("kits");
+  if (!view.kits) { list.replaceChildren(); return; }
+  const idle = view.session && view.session.state === "idle";
+  list.replaceChildren(...view.kits.map((kit) => {
+    const item = document.createElement("li");
+    item.dataset.uid = kit.uid;
+    item.dataset.online = String(kit.online);
+    const name = document.createElement("span");
+    name.className = "grow";
+    name.textContent = kit.name;
+    name.title = kit.uid;
+    const state = document.createElement("span");
+    state.className = kit.online ? "badge online" : "badge";
+    state.textContent = kit.online ? "online" : "offline";
+    const call = document.createElement("button");
+    call.type = "button";
+    call.className = "ok";
+    call.textContent = "Call";
+    call.disabled = !kit.online || !idle || view.busy;
+    call.title = kit.online ? `Ring ${kit.name}` : `${kit.name} is offline`;
+    call.addEventListener("click", () => act("POST", "/calls", { receiver: kit.uid, type: "video" }));
+    item.append(name, state, call);
+    return item;
+  }));
+  if (!view.kits.length) list.append(hint("No other kits on the session server yet."));
+}
 
 // --- live events -------------------------------------------------------------------------
 
@@ -291,11 +342,18 @@ function nextPart(buffer) {
 // --- settings, call log, recordings ------------------------------------------------------
 
 async function loadSettings() {
-  const { config, pending } = await api("GET", "/config");
+  const { config, pending, rest_keys: restKeys, file_only: fileOnly } = await api("GET", "/config");
+  const within = (name, keys) => keys.some((key) => name === key || name.startsWith(key + "."));
   for (const field of $("settings").elements) {
     if (!field.name) continue;
-    const value = field.name.split(".").reduce((node, key) => node[key], config);
-    field.value = String(value);
+    const value = field.name.split(".").reduce((node, key) => (node ? node[key] : undefined), config);
+    field.value = value === undefined || value === null ? "" : String(value);
+    // What only the config file may set is shown, not offered: PATCH would refuse it.
+    const fileOnlyField = !within(field.name, restKeys) || within(field.name, fileOnly);
+    field.readOnly = fileOnlyField;
+    if (field.tagName === "SELECT") field.disabled = fileOnlyField;
+    field.dataset.fileOnly = String(fileOnlyField);
+    if (fileOnlyField) field.title = "set in the config file";
   }
   showPending(pending);
 }
@@ -310,7 +368,7 @@ $("settings").addEventListener("submit", async (event) => {
   event.preventDefault();
   const patch = {};
   for (const field of event.target.elements) {
-    if (!field.name) continue;
+    if (!field.name || field.dataset.fileOnly !== "false") continue;
     let value = field.value;
     if (field.type === "number") value = Number(value);
     if (value === "true" || value === "false") value = value === "true";

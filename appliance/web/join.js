@@ -235,6 +235,12 @@ function mediaProblem() {
 async function join(name) {
   const problem = mediaProblem();
   if (problem) throw new Error(problem);
+  state.ended = null;
+  state.muted = false;
+  state.videoPaused = false;
+  $("mute").textContent = "Mute";
+  $("mute").classList.remove("on");
+  $("camera").textContent = "Stop video";
   setStatus("asking for camera and microphone");
   state.local = await navigator.mediaDevices.getUserMedia({
     audio: true,
@@ -260,6 +266,8 @@ async function join(name) {
     state: { muted: false, video_paused: false, audio_only: false },
   });
   state.joined = true;
+  document.body.dataset.state = "joined";
+  $("ended-box").classList.add("hidden");
   $("lobby").classList.add("hidden");
   $("call").classList.remove("hidden");
   setStatus("in the call");
@@ -272,11 +280,23 @@ async function join(name) {
 
 function end(reason) {
   state.ended = reason;
+  state.joined = false;
   for (const peer of state.peers.values()) peer.pc.close();
   state.peers.clear();
+  state.participants.clear();
   if (state.local) for (const track of state.local.getTracks()) track.stop();
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.close();
   setStatus(reason);
+  // The "call ended" state, with the way back: the same link joins again while it is valid.
+  $("tiles").replaceChildren();
+  $("participants").replaceChildren();
+  $("call").classList.add("hidden");
+  $("lobby").classList.remove("hidden");
+  $("ended").textContent = reason.charAt(0).toUpperCase() + reason.slice(1) + ".";
+  $("ended-box").classList.remove("hidden");
+  $("join").textContent = "Join again";
+  $("join").disabled = Boolean(mediaProblem());
+  document.body.dataset.state = "ended";
 }
 
 if (mediaProblem()) {

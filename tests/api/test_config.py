@@ -148,3 +148,25 @@ async def test_secrets_cannot_be_set_over_rest(kit: Daemon, api: Api) -> None:
     assert body["error"]["field"] == "server.janus"
     assert not overrides_path(kit).exists()
     assert secret not in str(await api.ok("GET", "/config"))
+
+
+@pytest.mark.parametrize(
+    ("listen", "said"),
+    [
+        ("my-pi", "'my-pi' is not an address to listen on: write host:port, such as"),
+        ("0.0.0.0:99999", "'0.0.0.0:99999': the port must be a number from 0 to 65535"),
+    ],
+)
+async def test_a_bad_listen_address_gets_a_human_message(api: Api, listen: str, said: str) -> None:
+    status, body = await api.call("PATCH", "/config", {"api": {"listen": listen}})
+    assert (status, body["error"]["field"]) == (422, "api.listen")
+    assert said in body["error"]["message"]
+    assert "pattern" not in body["error"]["message"] and "^" not in body["error"]["message"]
+    assert "Value error" not in body["error"]["message"]
+
+
+async def test_get_says_which_keys_are_the_config_files_alone(api: Api) -> None:
+    reply = await api.ok("GET", "/config")
+    assert "kit.name" in reply["rest_keys"] and "hal" in reply["rest_keys"]
+    assert "kit.uid" not in reply["rest_keys"] and "server.url" not in reply["rest_keys"]
+    assert reply["file_only"] == ["server.limits.exempt_addresses"]

@@ -9,9 +9,30 @@ from appliance.daemon import Daemon
 from tests.api.daemon import Api
 
 
-async def test_an_invite_needs_a_session(api: Api) -> None:
-    status, reply = await api.call("POST", "/invites", {})
-    assert (status, reply["error"]["code"]) == (409, "no-active-session")
+async def test_a_meeting_link_made_before_the_call_starts_it_and_can_be_used_again(
+    kit: Daemon, api: Api
+) -> None:
+    """A link made while idle names a new session; the first guest to open it finds the
+    kit there. Several guests use it while it is valid, and after the call ended (the
+    kit alone with a guest who left) the same link starts it again."""
+    assert kit.calls is not None
+    invite = await api.ok("POST", "/invites", {"uses": 3})
+    assert invite["session_id"].startswith("meet-")
+    assert (await api.ok("GET", "/session"))["state"] == "idle"  # nothing starts yet
+
+    ann = await api.ok("POST", "/join", {"code": invite["code"], "name": "Ann"})
+    view = await api.ok("GET", "/session")
+    assert (view["state"], view["session_id"]) == ("active", invite["session_id"])
+    bo = await api.ok("POST", "/join", {"code": invite["code"], "name": "Bo"})
+    assert bo["session_id"] == ann["session_id"] == invite["session_id"]
+
+    await api.ok("DELETE", "/session")  # the call ended
+    again = await api.ok("POST", "/join", {"code": invite["code"], "name": "Ann"})
+    assert again["session_id"] == invite["session_id"]
+    view = await api.ok("GET", "/session")
+    assert (view["state"], view["session_id"]) == ("active", invite["session_id"])
+    status, used_up = await api.call("POST", "/join", {"code": invite["code"]}, token="")
+    assert (status, used_up["error"]["code"]) == (404, "invite-invalid")
 
 
 async def test_a_code_works_once_and_names_the_session(kit: Daemon, api: Api) -> None:

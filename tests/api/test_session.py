@@ -168,3 +168,47 @@ async def test_events_websocket_carries_every_event(kit: Daemon, api: Api, far: 
             pass
     assert event["data"]["is_muted"] is True and event["data"]["muted"]["uid"] == "room-a"
     await ws.close()
+
+
+async def test_kits_lists_who_can_be_called_and_an_offline_one_fails_at_once(
+    kit: Daemon, api: Api, far: Kit
+) -> None:
+    assert kit.server is not None
+    await kit.server.create_user("porch", "Porch")  # known, never connected
+    listed = await api.ok("GET", "/kits")
+    assert listed == {
+        "kits": [
+            {"uid": "room-b", "name": "Room B", "online": True},
+            {"uid": "porch", "name": "Porch", "online": False},
+        ]
+    }
+    started = asyncio.get_running_loop().time()
+    status, reply = await api.call("POST", "/calls", {"receiver": "porch"})
+    assert asyncio.get_running_loop().time() - started < 2  # not the 45 s ring timeout
+    assert (status, reply["error"]["code"]) == (409, "receiver-offline")
+    assert reply["error"]["message"].startswith("Porch (porch) is offline")
+    assert (await api.ok("GET", "/session"))["state"] == "idle"
+
+
+async def test_kits_take_only_what_parses_from_the_session_server(
+    kit: Daemon, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session server's answer is checked entry by entry: entries that are not a
+    user (wrong types, a uid with a path in it, a huge name) are left out, never a 500."""
+    assert kit.api is not None
+    answer: list[Any] = [
+        {"uid": "porch", "name": "Porch", "online": False, "avatar": None},
+        {"uid": "../etc", "name": "Bad", "online": True},
+        {"uid": "big", "name": "x" * 10_000, "online": True},
+        {"uid": "odd", "name": "Odd", "online": "yes"},
+        {"uid": 7, "name": "Seven", "online": True},
+        {"name": "No uid", "online": True},
+    ]
+
+    async def users(auth_token: str) -> list[Any]:
+        return answer
+
+    monkeypatch.setattr(kit.api.records._server_api, "users", users)
+    assert await api.ok("GET", "/kits") == {
+        "kits": [{"uid": "porch", "name": "Porch", "online": False}]
+    }

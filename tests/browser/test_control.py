@@ -61,3 +61,90 @@ async def test_a_click_on_mute_mutes_the_call(tmp_path: Path) -> None:
         finally:
             await far_kits.close()
             await asyncio.sleep(0)
+
+
+async def test_the_page_lists_the_kits_calls_one_and_joins_a_session_by_id(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.server is not None
+        await kit.server.create_user("porch", "Porch")  # known, offline
+        far_kits = KitFactory(kit.server, tmp_path)
+        try:
+            far = await far_kits("room-b")
+            page = await browser.open(kit.api.url + "/")
+            try:
+                await page.type_into("#token", TOKEN)
+                await page.click("#login-form button")
+                await page.wait_for("document.querySelectorAll('#kits li[data-uid]').length === 2")
+                kits = await page.evaluate(
+                    "[...document.querySelectorAll('#kits li[data-uid]')].map(li => "
+                    "[li.dataset.uid, li.querySelector('.badge').textContent, "
+                    "li.querySelector('button').disabled])"
+                )
+                assert kits == [["room-b", "online", False], ["porch", "offline", True]]
+                await page.click("#kits li[data-uid='room-b'] button")
+                await far.wait_for("onIncomingCallReceived")
+                await page.wait_for("document.body.dataset.state === 'ringing'")
+                await page.click("#cancel")
+                await page.wait_for("document.body.dataset.state === 'idle'")
+
+                # A room by name: start (or join) a session id from the page.
+                await page.type_into("#session-id", "standup")
+                await page.click("#start")
+                await page.wait_for("document.body.dataset.state === 'active'")
+                assert (await api.ok("GET", "/session"))["session_id"] == "standup"
+            except BaseException:
+                await page.screenshot(tmp_path / "page.png")
+                print("page console:", *page.console, sep="\n  ")
+                raise
+            finally:
+                await page.close()
+        finally:
+            await far_kits.close()
+            await asyncio.sleep(0)
+
+
+async def test_settings_of_the_config_file_are_read_only_and_a_bad_address_is_explained(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None
+        page = await browser.open(kit.api.url + "/")
+        try:
+            await page.type_into("#token", TOKEN)
+            await page.click("#login-form button")
+            field = "document.querySelector('#settings [name=\"{}\"]')"
+            await page.wait_for(field.format("kit.uid") + ".value === 'room-a'")
+            for name, read_only in (
+                ("kit.uid", True),
+                ("server.url", True),
+                ("kit.name", False),
+                ("api.listen", False),
+            ):
+                assert await page.evaluate(field.format(name) + ".readOnly") is read_only, name
+            await page.evaluate(field.format("kit.name") + ".value = 'Board room'")
+            await page.evaluate(field.format("api.listen") + ".value = 'my-pi'")
+            await page.click("#settings button[type=submit]")
+            await page.wait_for("document.querySelector('#settings-error').textContent !== ''")
+            error = await page.evaluate("document.querySelector('#settings-error').textContent")
+            assert error.startswith("api.listen: 'my-pi' is not an address to listen on"), error
+            await page.evaluate(field.format("api.listen") + ".value = '127.0.0.1:0'")
+            await page.click("#settings button[type=submit]")
+            await page.wait_for("document.querySelector('#kit-name').textContent === 'Board room'")
+            config = (await api.ok("GET", "/config"))["config"]
+            assert (config["kit"]["name"], config["kit"]["uid"]) == ("Board room", "room-a")
+        except BaseException:
+            await page.screenshot(tmp_path / "page.png")
+            print("page console:", *page.console, sep="\n  ")
+            raise
+        finally:
+            await page.close()

@@ -152,3 +152,42 @@ async def test_a_guest_on_plain_http_is_told_to_use_https(tmp_path: Path) -> Non
             assert await page.evaluate("document.getElementById('join').disabled") is True
         finally:
             await page.close()
+
+
+async def test_a_meeting_link_starts_the_call_ends_and_joins_again(tmp_path: Path) -> None:
+    """A link made while the kit is idle: opening it starts the call on the kit; the guest
+    leaves (the kit, alone, ends the call: the 1:1 rule), the page says the call ended and
+    offers to join again, and the same link does."""
+    async with (
+        running_daemon(tmp_path) as kit,
+        api_client(kit) as api,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.calls is not None and kit.api is not None
+        invite = await api.ok("POST", "/invites", {"uses": 5})
+        page = await browser.open(f"{kit.api.url}{invite['url']}")
+        try:
+            for round_ in range(2):
+                await page.click("#join")
+                await page.wait_for("document.body.dataset.state === 'joined'")
+                session = kit.calls.session
+                assert session is not None and session.session_id == invite["session_id"]
+                await until(lambda s=session: any(u.startswith("guest-") for u in s.participants))
+                await page.click("#leave")
+                await until(lambda: kit.calls is not None and kit.calls.session is None)
+                await page.wait_for("document.body.dataset.state === 'ended'")
+                shown = await page.evaluate(
+                    "[getComputedStyle(document.querySelector('#ended-box')).display, "
+                    "document.querySelector('#ended-box').textContent, "
+                    "document.querySelector('#join').textContent, "
+                    "document.querySelector('#join').disabled]"
+                )
+                assert shown[0] != "none", round_
+                assert "Call ended" in shown[1] and "You left the call." in shown[1]
+                assert shown[2:] == ["Join again", False]
+        except BaseException:
+            await page.screenshot(tmp_path / "page.png")
+            print("page console:", *page.console, sep="\n  ")
+            raise
+        finally:
+            await page.close()

@@ -1,6 +1,7 @@
 """The daemon as the appliance runs it: config, fake hardware, embedded server, buttons."""
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -145,7 +146,7 @@ async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_a_kit_starts_without_its_server_and_connects_when_it_comes(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from appliance.config import ServerConfig
     from appliance.server import SessionServer
@@ -171,17 +172,86 @@ async def test_a_kit_starts_without_its_server_and_connects_when_it_comes(
             )
         )
     )
+    caplog.set_level(logging.INFO, logger="appliance.daemon")
     await kit.start()  # does not wait forever, does not fail
     try:
         assert kit.calls is not None
         assert not kit.calls.connected
+        assert "is ready" not in caplog.text  # "ready" means calls can be made
+        assert "not ready for calls: the session server at" in caplog.text
         server = SessionServer(
             ServerConfig(listen=f"127.0.0.1:{port}", admin_key="k" * 32), tmp_path / "server.db"
         )
         await server.start()
         try:
             await until(lambda: kit.calls is not None and kit.calls.connected, timeout=20)
+            await until(lambda: "Room B (room-b) is ready" in caplog.text)
         finally:
             await server.stop()
+    finally:
+        await kit.stop()
+
+
+async def test_a_kit_with_another_kits_token_is_refused_at_start(tmp_path: Path) -> None:
+    from appliance.calls import CallsError
+
+    host = Daemon(validate(kit_config(tmp_path, "room-a", 400)))
+    await host.start()
+    try:
+        assert host.server is not None
+        await host.server.create_user("room-b", "Room B")
+        room_a_token = (tmp_path / "room-a" / "auth_token").read_text().strip()
+        posing = Daemon(
+            validate(
+                kit_config(
+                    tmp_path,
+                    "room-b",
+                    650,
+                    embedded=False,
+                    url=host.server.url,
+                    auth_token=room_a_token,
+                )
+            )
+        )
+        try:
+            with pytest.raises(CallsError) as refused:
+                await posing.start()
+        finally:
+            await posing.stop()
+        assert refused.value.code == "uid-mismatch"
+        assert "belongs to user 'room-a', not 'room-b'" in str(refused.value)
+    finally:
+        await host.stop()
+
+
+async def test_a_failed_first_start_makes_no_api_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = kit_config(tmp_path, "room-a", 400)
+    config["api"]["listen"] = f"127.0.0.1:{port}"
+    token_file = tmp_path / "room-a" / "api_token.sha256"
+    kit = Daemon(validate(config))
+    try:
+        with pytest.raises(OSError, match="address already in use"):
+            await kit.start()
+    finally:
+        await kit.stop()
+        taken.close()
+    assert not token_file.exists()
+    assert "API token created" not in caplog.text
+
+    kit = Daemon(validate(config))  # the fixed restart: the token it prints is the one
+    await kit.start()
+    try:
+        assert token_file.exists()
+        assert "API token created" in caplog.text
+        assert kit.api is not None and kit.api.tokens.fresh_token is not None
+        assert kit.api.tokens.valid(kit.api.tokens.fresh_token)
     finally:
         await kit.stop()

@@ -38,9 +38,9 @@ class Tee:
         for view in self.views:
             view.forget(uid)
 
-    def current_frame(self) -> Any:
+    def recording_frame(self) -> Any:
         """The recorder's frame source, as the compositor offers it."""
-        return self.views[-1].current_frame()
+        return self.views[-1].recording_frame()
 
 
 @dataclass

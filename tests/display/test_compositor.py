@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appliance.calls.settings import AvatarMode
+from appliance.calls.settings import AvatarMode, DisplayMode
 from appliance.display import theme
-from appliance.display.compositor import Compositor
+from appliance.display.compositor import RECORDING_SIZE, Compositor
+from appliance.display.layout import FillItem
 from appliance.display.scene import HomeInfo, Scene
 from appliance.server import SessionServer
 from hal.camera.pattern import kit_colour
@@ -108,7 +109,11 @@ async def test_without_a_screen_it_still_composes(kits: KitFactory) -> None:
         Compositor(None, kit.calls, fps=0)
 
 
-async def test_the_recorder_records_the_screen(screen_kits: Any, tmp_path: Path) -> None:
+async def test_the_recorder_records_the_call_without_the_screens_buttons(
+    screen_kits: Any, tmp_path: Path
+) -> None:
+    """A recording is the call composed in the default layout (every participant's video),
+    not a capture of the screen: no control bar, whatever the screen shows."""
     a: ScreenKit = await screen_kits("room-a")
     b: ScreenKit = await screen_kits("room-b")
     await a.kit.join("rec")
@@ -121,27 +126,26 @@ async def test_the_recorder_records_the_screen(screen_kits: Any, tmp_path: Path)
             and distance(median_colour(f, t.rect), colour_b) < 30
         )
     )
+    assert near(a.shown()[-3:, :], theme.BAR_BG, 12).mean() > 0.8  # the screen has its bar
+    a.screen.set_mode(DisplayMode.spotlight)  # and another layout
     path = await a.kit.calls.start_recording()
     await asyncio.sleep(1.5)
     await a.kit.calls.stop_recording()
-    tile = a.tile("room-b").rect
+    layout = a.screen.recording_layout()
+    assert not [i for i in layout.items if isinstance(i, FillItem) and i.colour == theme.BAR_BG]
+    assert {t.uid for t in layout.tiles} >= {"room-a", "room-b"}
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) > 5
     last = frames[-1]
-    scale_x, scale_y = last.shape[1] / SCREEN[0], last.shape[0] / SCREEN[1]
-    inner = tile.inset(tile.w // 5, tile.h // 5)
-    scaled = type(tile)(
-        int(inner.x * scale_x),
-        int(inner.y * scale_y),
-        int(inner.w * scale_x),
-        int(inner.h * scale_y),
-    )
-    # The composed screen, not a camera: the other kit's tile where the screen has it, and
-    # the control bar along the bottom.
-    assert distance(median_colour(last, scaled), colour_b) < 40
-    bottom = last[-3:, :]
-    assert near(bottom, theme.BAR_BG, 12).mean() > 0.8
+    assert last.shape == (RECORDING_SIZE[1], RECORDING_SIZE[0], 3)
+    # Each participant's video where the default layout puts it: both kits, side by side.
+    for uid in ("room-a", "room-b"):
+        tile = layout.tile_of(uid)
+        assert tile is not None and tile.rect.w < RECORDING_SIZE[0] * 0.75, uid
+        inner = tile.rect.inset(tile.rect.w // 5, tile.rect.h // 5)
+        assert distance(median_colour(last, inner), kit_colour(uid)) < 40, uid
+    assert near(last[-3:, :], theme.BAR_BG, 12).mean() < 0.5
 
 
 async def test_an_avatar_image_from_a_url(

@@ -226,3 +226,22 @@ async def test_unreachable_server_is_a_connection_error() -> None:
     with pytest.raises(aiohttp.ClientConnectorError):
         await client.connect(timeout=2)
     await client.close()
+
+
+async def test_an_auth_token_is_bound_to_its_uid(server: SessionServer) -> None:
+    """A kit that says it is room-b but brings room-a's token is refused, saying whose
+    token it is; with its own uid (or none, as a guest's browser says) it is welcomed."""
+    token = await server.create_user("room-a", "Room A")
+    await server.create_user("room-b", "Room B")
+    posing = SignalingClient(server.url, token, uid="room-b")
+    with pytest.raises(SignalingError) as refused:
+        await posing.connect(timeout=5)
+    assert refused.value.code == "uid-mismatch"
+    assert "'room-a'" in refused.value.message and "'room-b'" in refused.value.message
+    assert posing.connected is False
+    await posing.close()
+    for uid in ("room-a", None):
+        client = SignalingClient(server.url, token, uid=uid)
+        welcome = await client.connect(timeout=5)
+        assert welcome.uid == "room-a"
+        await client.close()

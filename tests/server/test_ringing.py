@@ -189,19 +189,39 @@ async def test_accepted_call_nobody_joins_is_ended(
         assert (ended.session_id, ended.status) == (ringing.session_id, "ended")
 
 
-async def test_late_receiver_hears_the_ringing_call(make_kit: KitFactory) -> None:
-    alice = await make_kit("alice")
-    bob = await make_kit("bob", connect=False)
-    await bob.api.create_token(bob.auth_token, "warm-up")  # bob exists but is offline
+async def test_late_receiver_hears_the_ringing_call(
+    make_server: ServerFactory, make_kit: KitFactory
+) -> None:
+    """A receiver whose connection dropped a moment ago (within the reconnect grace) may
+    be on its way back: the call rings, and it hears it when it reconnects."""
+    server = await make_server(reconnect_grace=10)
+    alice = await make_kit("alice", on=server)
+    away = await make_kit("bob", on=server)
+    await away.close()  # bob's network blinks
     ringing = await call(alice, "bob")
-    await bob.connect()
+    bob = await make_kit("bob", on=server)
     assert await event(bob, "call-incoming") == ringing
     await act(bob, "call-accept", ringing.session_id)
     assert (await event(alice, "call-accepted")).status == "ongoing"
 
     # Once it is no longer ringing, a new connection hears nothing of it.
-    late = await make_kit("bob")
+    late = await make_kit("bob", on=server)
     await late.quiet()
+
+
+async def test_ringing_an_offline_kit_fails_at_once(make_kit: KitFactory) -> None:
+    """A kit that is not connected (and not reconnecting) is said to be offline at once,
+    instead of ringing for the whole ring timeout; nothing is logged as a call."""
+    alice = await make_kit("alice")
+    bob = await make_kit("bob", connect=False)
+    await bob.api.create_token(bob.auth_token, "warm-up")  # bob exists but is offline
+    with pytest.raises(SignalingError) as refusal:
+        await call(alice, "bob")
+    assert refusal.value.code == "receiver-offline"
+    assert refusal.value.message.startswith("Bob (bob) is offline: it is not connected")
+    assert await log_of(alice) == []
+    await bob.connect()
+    assert (await call(alice, "bob")).status == "initiated"
 
 
 async def test_session_over_ends_the_ongoing_call(
@@ -237,3 +257,29 @@ async def test_call_log_is_the_users_own_newest_first(make_kit: KitFactory) -> N
     assert [c.session_id for c in await alice.api.calls(alice.auth_token, limit=1)] == [
         second.session_id
     ]
+
+
+async def test_who_left_when_is_remembered_within_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry remembers who left recently (a kit may be reconnecting) without
+    growing for ever as guests come and go."""
+    from typing import Any, cast
+
+    from appliance.server import connection as registry_module
+    from appliance.server.connection import ConnectionRegistry
+    from appliance.server.store import User
+
+    clock = [1000.0]
+    monkeypatch.setattr(registry_module.time, "monotonic", lambda: clock[0])
+    registry = ConnectionRegistry()
+    ws = cast(Any, object())
+    for n in range(registry_module.LEFT_PRUNE_AT):
+        registry.remove(registry.add(ws, User(f"guest-{n}", "Guest")))
+    assert registry.reachable("guest-0", grace=20)
+    clock[0] += registry_module.LEFT_KEPT + 1
+    registry.remove(registry.add(ws, User("room-a", "Room A")))
+    assert len(registry._left) == 1
+    assert registry.reachable("room-a", grace=20) and not registry.reachable("guest-0", 1e9)
+    registry.forget("room-a")
+    assert not registry.reachable("room-a", grace=20)

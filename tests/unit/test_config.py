@@ -76,3 +76,21 @@ def test_toml_round_trip(tmp_path: Path) -> None:
 
 def test_merge_is_deep() -> None:
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_the_readme_says_where_the_state_directory_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = validate({})
+    assert config.state_dir == tmp_path / ".local" / "state" / "callbox"
+    assert "`~/.local/state/callbox`" in readme
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert validate({}).state_dir == tmp_path / "xdg" / "callbox"
+    assert "`$XDG_STATE_HOME/callbox`" in readme
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/callbox")
+    assert validate({}).state_dir == Path("/var/lib/callbox")
+    assert "`/var/lib/callbox` under systemd" in readme
