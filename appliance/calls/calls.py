@@ -21,6 +21,7 @@ from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
 from appliance.logs import session_log_context
+from appliance.media.counters import MediaCounters
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import ServerApi, SignalingClient, SignalingError
 from appliance.signaling.messages import (
@@ -116,6 +117,7 @@ class Calls:
         self._client.on_close(self._on_disconnected)
         self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
+        self.counters = MediaCounters()  # across every call, for GET /metrics
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -251,7 +253,9 @@ class Calls:
                 on_state=self._session_state,
                 room_audio=self.audio,
                 renew_token=lambda: self._api.create_token(self._auth_token, call_token.session_id),
+                counters=self.counters,
             )
+            self.counters.calls += 1
             self.session = session
             self._state_changed()
             try:

@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from appliance.audio.limiter import SoftLimiter
 from appliance.calls.settings import View
+from appliance.media.counters import MediaCounters
 from appliance.media.levels import LevelMeter
 from appliance.media.local import pcm_of
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm, Route
@@ -52,7 +53,8 @@ class JitterBuffer:
     buffer's low point is watched over ``TRIM_WINDOW`` blocks, and a surplus it never dipped
     into is dropped. ``trimmed`` counts the samples dropped that way."""
 
-    def __init__(self) -> None:
+    def __init__(self, counters: MediaCounters | None = None) -> None:
+        self._counters = counters if counters is not None else MediaCounters()
         self._chunks: deque[Pcm] = deque()
         self._size = 0
         self._playing = False
@@ -73,6 +75,7 @@ class JitterBuffer:
             self._playing = True
         if self._size < n:
             self._playing = False  # underflow: play silence and build up again
+            self._counters.audio_underruns += 1
             self._low, self._takes = None, 0
             return None
         out = np.empty(n, dtype=np.int16)
@@ -128,7 +131,9 @@ class AudioMixer:
         self,
         on_output_failed: Callable[[AudioOutput, AudioError], None],
         playback: PlaybackHook | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
+        self._counters = counters if counters is not None else MediaCounters()
         self._sources: dict[str, JitterBuffer] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._output: AudioOutput | None = None
@@ -163,7 +168,7 @@ class AudioMixer:
 
     def add_track(self, uid: str, track: MediaStreamTrack) -> None:
         self.remove(uid)
-        self._sources[uid] = JitterBuffer()
+        self._sources[uid] = JitterBuffer(self._counters)
         self.levels[uid] = LevelMeter()
         self._readers[uid] = asyncio.create_task(self._read(uid, track), name=f"audio {uid}")
 
@@ -236,8 +241,9 @@ class AudioMixer:
 class RemoteVideo:
     """Reads each participant's video track and hands decoded frames to the view."""
 
-    def __init__(self, view: View | None) -> None:
+    def __init__(self, view: View | None, counters: MediaCounters | None = None) -> None:
         self._view = view
+        self._counters = counters if counters is not None else MediaCounters()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self.latest: dict[str, av.VideoFrame] = {}
         self.frames: dict[str, int] = {}
@@ -273,5 +279,6 @@ class RemoteVideo:
                 continue
             self.latest[uid] = frame
             self.frames[uid] = self.frames.get(uid, 0) + 1
+            self._counters.frames_decoded += 1
             if self._view is not None:
                 self._view.show_video(uid, frame)
