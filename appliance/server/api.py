@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
@@ -85,10 +86,20 @@ class HttpApi:
             web.get("/v1/users", self.users),
             web.post("/v1/tokens", self.create_token),
             web.get("/v1/calls", self.calls),
+            web.get("/metrics", self.metrics),
         ]
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "version": __version__})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus' text format; needs the admin key (a kit that embeds the server
+        serves the same figures on its own API, behind the API token)."""
+        given = _bearer(request)
+        if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
+            raise ServerError("forbidden", "metrics need the admin key", status=403)
+        body = generate_latest(self._server.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def add_user(self, request: web.Request) -> web.Response:
         given = _bearer(request)
