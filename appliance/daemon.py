@@ -17,6 +17,7 @@ from appliance.config import Config, ConfigError, TlsConfig, split_hostport, val
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
+from appliance.metrics import THERMAL_DIR, KitMetrics
 from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
@@ -48,8 +49,10 @@ class Daemon:
         base_layer: dict[str, Any] | None = None,
         config_problem: str | None = None,
         asound_conf: Path = ASOUND_CONF,
+        thermal_dir: Path = THERMAL_DIR,
     ) -> None:
         self.config = config
+        self._thermal_dir = thermal_dir  # where GET /metrics reads temperatures
         # The config below the REST overrides (the file's data), for PATCH /api/v1/config.
         self._base_layer = base_layer
         self._asound_conf = asound_conf
@@ -150,6 +153,12 @@ class Daemon:
             server_trust=trust,
             warnings=self.warnings,
             asound_conf=self._asound_conf,
+            metrics=KitMetrics(
+                self.calls,
+                name=config.kit.name,
+                thermal_dir=self._thermal_dir,
+                server_collectors=self.server.metrics.collectors if self.server else (),
+            ),
         )
         await self._start_api(self.api)
         self._show_home(self.api.tokens.fresh_token)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from appliance.api import models as m
 from appliance.api import openapi
@@ -25,6 +26,7 @@ from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.kit import KitController
+from appliance.metrics import KitMetrics
 from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
 from appliance.rest_layer import ASOUND_CONF
 from appliance.server import SessionServer
@@ -58,6 +60,7 @@ class ApiServer:
         server_trust: ClientTrust = True,
         warnings: list[str] | None = None,
         asound_conf: Path = ASOUND_CONF,
+        metrics: KitMetrics | None = None,
     ) -> None:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
@@ -89,7 +92,20 @@ class ApiServer:
             self.guests,
         ]
         self._pages = Pages()
+        self.metrics = metrics or KitMetrics(
+            calls,
+            name=config.kit.name,
+            server_collectors=session_server.metrics.collectors if session_server else (),
+        )
         self.endpoints: list[Endpoint] = [
+            Endpoint(
+                "GET",
+                "/metrics",
+                self._metrics,
+                "The kit's figures in Prometheus' text format (docs/METRICS.md)",
+                "kit",
+                raw=Raw(CONTENT_TYPE_LATEST, {"type": "string"}),
+            ),
             Endpoint(
                 "GET",
                 "/api/v1/openapi.json",
@@ -187,6 +203,10 @@ class ApiServer:
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self.document)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _rotate(self, request: web.Request) -> m.NewToken:
         return m.NewToken(token=await self.tokens.rotate())
