@@ -12,13 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from appliance.api import ApiServer
-from appliance.calls import Calls, MediaOptions
+from appliance.calls import Calls, MediaOptions, SessionState
 from appliance.config import Config, ConfigError, TlsConfig, split_hostport, validate
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
 from appliance.metrics import THERMAL_DIR, KitMetrics
 from appliance.rest_layer import ASOUND_CONF
+from appliance.selftest import Report, SelfTest, SelfTestBusy, Status
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
@@ -69,6 +70,9 @@ class Daemon:
         self.kit: KitController | None = None
         self.api: ApiServer | None = None
         self.compositor: Compositor | None = None
+        self.selftest: SelfTest | None = None
+        # The self-test the daemon runs at start (tests await it).
+        self.boot_selftest: asyncio.Task[None] | None = None
         # SHA-256 of the certificate the REST API (else the session server) serves, if TLS.
         self.tls_fingerprint: str | None = None
         self._stop = asyncio.Event()
@@ -139,6 +143,15 @@ class Daemon:
             buttons=self.hardware.buttons,
         )
         self.kit.start()
+        calls = self.calls
+        self.selftest = SelfTest(
+            self.hardware,
+            camera_format=VideoFormat(camera.width, camera.height, camera.fps),
+            screen=self.compositor,
+            busy=lambda: calls.state != SessionState.IDLE,
+        )
+        self.selftest.on_report.append(self._selftest_done)
+        calls.before_session.append(self.selftest.yield_devices)
         self.api = ApiServer(
             config,
             calls=self.calls,
@@ -159,12 +172,31 @@ class Daemon:
                 thermal_dir=self._thermal_dir,
                 server_collectors=self.server.metrics.collectors if self.server else (),
             ),
+            selftest=self.selftest,
         )
         await self._start_api(self.api)
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
         self.api.tokens.on_first_use.append(self._hide_token)
+        self.boot_selftest = asyncio.create_task(self._run_boot_selftest(), name="self-test")
         log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
+
+    async def _run_boot_selftest(self) -> None:
+        """The self-test at start, in the background: the kit takes calls meanwhile."""
+        assert self.selftest is not None
+        try:
+            await self.selftest.run()
+        except SelfTestBusy as err:
+            log.info("self-test at start skipped: %s", err.message)
+        except Exception:  # a bug in a check must not take the kit down
+            log.exception("self-test at start failed")
+
+    def _selftest_done(self, report: Report) -> None:
+        """The report on the screen, or as a blink code on the LEDs when there is none."""
+        self._paint_home(self.shown_api_token)
+        screen_ok = any(c.kind == "screen" and c.status == Status.OK for c in report.checks)
+        if not screen_ok and self.selftest is not None:
+            self.selftest.show_blink_code(report)
 
     async def _start_api(self, api: ApiServer) -> None:
         """Listen where the config says; if a REST-set ``api.listen`` cannot be used, where
@@ -216,6 +248,7 @@ class Daemon:
             port = urlsplit(self.api.url).port if self.api is not None else None
             address = api_address(self.config.api.listen, port)
             hint = None if api_token else TOKEN_HINT
+            report = self.selftest.last if self.selftest is not None else None
             home = HomeInfo(
                 self.config.kit.name,
                 address,
@@ -224,6 +257,8 @@ class Daemon:
                 self.tls_fingerprint,
                 token_hint=hint,
                 warning=self.warnings[-1] if self.warnings else None,
+                selftest=report.summary() if report is not None else None,
+                selftest_ok=report.ok if report is not None else True,
             )
             self.compositor.set_home(home)
 
@@ -314,6 +349,13 @@ class Daemon:
         supervisor.raise_if_failed()
 
     async def stop(self) -> None:
+        if self.boot_selftest is not None:
+            self.boot_selftest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.boot_selftest
+            self.boot_selftest = None
+        if self.selftest is not None:
+            await self.selftest.close()
         if self._token_timer is not None:
             self._token_timer.cancel()
             self._token_timer = None

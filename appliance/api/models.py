@@ -64,6 +64,22 @@ class SessionServerInfo(Reply):
     connected: bool
 
 
+class SelfTestCheck(Reply):
+    device: str = Field(description="camera fake0, audio, buttons, leds, screen, bluetooth")
+    kind: Literal["camera", "audio", "buttons", "leds", "screen", "bluetooth"]
+    status: Literal["ok", "failed", "skipped"]
+    detail: str
+
+
+class SelfTestView(Reply):
+    """The hardware self-test's result (docs/SELFTEST.md)."""
+
+    ok: bool = Field(description="no check failed (skipped ones do not count)")
+    started_at: float = Field(description="unix time")
+    duration_s: float
+    checks: list[SelfTestCheck]
+
+
 class Health(Reply):
     ok: bool
     version: str
@@ -77,6 +93,9 @@ class Health(Reply):
         default_factory=list,
         description="what the operator must know: REST config overrides that did not load "
         "and were set aside, a REST-set address that could not be used",
+    )
+    selftest: SelfTestView | None = Field(
+        None, description="the last hardware self-test (none yet: it runs at start)"
     )
 
 

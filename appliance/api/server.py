@@ -29,6 +29,7 @@ from appliance.kit import KitController
 from appliance.metrics import KitMetrics
 from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
 from appliance.rest_layer import ASOUND_CONF
+from appliance.selftest import SelfTest
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust, ServerTls
 from hal.registry import Hardware
@@ -61,6 +62,7 @@ class ApiServer:
         warnings: list[str] | None = None,
         asound_conf: Path = ASOUND_CONF,
         metrics: KitMetrics | None = None,
+        selftest: SelfTest | None = None,
     ) -> None:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
@@ -78,6 +80,7 @@ class ApiServer:
             server_trust=server_trust,
             warnings=warnings if warnings is not None else [],
             asound_conf=asound_conf,
+            selftest=selftest,
         )
         self._closing = asyncio.Event()
         self.session = SessionApi(self.context, self._closing)

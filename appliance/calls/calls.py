@@ -117,6 +117,8 @@ class Calls:
         self._client.on_close(self._on_disconnected)
         self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
+        # Awaited before a session takes the devices (the self-test gives them up).
+        self.before_session: list[Callable[[], Awaitable[None]]] = []
         self.counters = MediaCounters()  # across every call, for GET /metrics
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -240,6 +242,8 @@ class Calls:
         async with self._session_lock:
             if self.session is not None:
                 raise CallsError("session-active", "a call session is already active")
+            for hook in list(self.before_session):
+                await hook()
             await self.login()
             session = CallSession(
                 call_token,
