@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from appliance import __version__
 from appliance.errors import is_storage_full
 from appliance.server.errors import ServerError
+from appliance.server.joins import JoinRequestBody
 from appliance.server.store import User
 from appliance.signaling.messages import SessionId, Uid
 
@@ -87,10 +89,55 @@ class HttpApi:
             web.post("/v1/tokens", self.create_token),
             web.get("/v1/calls", self.calls),
             web.get("/metrics", self.metrics),
+            web.post("/v1/join-requests", self.file_join_request),
+            web.get("/v1/join-requests", self.join_requests),
+            web.get("/v1/join-requests/{id}", self.poll_join_request),
+            web.post("/v1/join-requests/{id}/approve", self.approve_join_request),
+            web.post("/v1/join-requests/{id}/reject", self.reject_join_request),
         ]
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "version": __version__})
+
+    # --- kits asking to join (appliance.server.joins) -------------------------------------
+
+    def _admin(self, request: web.Request, what: str) -> None:
+        given = _bearer(request)
+        if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
+            raise ServerError("forbidden", f"{what} needs the admin key", status=403)
+
+    async def file_join_request(self, request: web.Request) -> web.Response:
+        body = await _body(request, JoinRequestBody)
+        if await self._server.store.user(body.uid) is not None:
+            raise ServerError("user-exists", f"{body.uid} is a user already", status=409)
+        filed = self._server.joins.file(body, request.remote or "unknown")
+        return web.json_response(
+            {"id": filed.id, "secret": filed.secret, "status": filed.status}, status=202
+        )
+
+    async def join_requests(self, request: web.Request) -> web.Response:
+        self._admin(request, "listing join requests")
+        return web.json_response({"requests": [r.public() for r in self._server.joins.pending()]})
+
+    async def poll_join_request(self, request: web.Request) -> web.Response:
+        filed = self._server.joins.poll(_request_id(request), _bearer(request))
+        reply: dict[str, object] = {"id": filed.id, "status": filed.status}
+        if filed.status == "approved":
+            reply["auth_token"] = filed.auth_token
+        return web.json_response(reply)
+
+    async def approve_join_request(self, request: web.Request) -> web.Response:
+        self._admin(request, "approving a kit")
+        filed = self._server.joins.decided(_request_id(request))
+        filed.auth_token = await self._server.create_user(filed.uid, filed.name)
+        filed.status = "approved"
+        return web.json_response(filed.public())
+
+    async def reject_join_request(self, request: web.Request) -> web.Response:
+        self._admin(request, "rejecting a kit")
+        filed = self._server.joins.decided(_request_id(request))
+        filed.status = "rejected"
+        return web.json_response(filed.public())
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus' text format; needs the admin key (a kit that embeds the server
@@ -158,6 +205,13 @@ def _not_a_guest(user: User, what: str) -> User:
     if user.is_guest:
         raise ServerError("guest-forbidden", f"a guest may not {what}", status=403)
     return user
+
+
+def _request_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not re.fullmatch(r"[0-9]{1,12}", text):
+        raise ServerError("bad-request", "id: expected a request number", status=422)
+    return int(text)
 
 
 def _bearer(request: web.Request) -> str:

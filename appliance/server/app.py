@@ -23,6 +23,7 @@ from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
 from appliance.server.janus.pool import JanusPool
 from appliance.server.janus.rooms import JanusRooms
+from appliance.server.joins import JoinRequests
 from appliance.server.metrics import ServerMetrics
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
@@ -51,6 +52,7 @@ class SessionServer:
         self.store = Store(database)
         self.tokens = CallTokens(config.token_ttl)
         self.metrics = ServerMetrics(self)
+        self.joins = JoinRequests()  # kits that found the server on the LAN and asked in
         self.connections = ConnectionRegistry(on_relayed=self.metrics.observer())
         self.rooms = Rooms(
             self.tokens,
