@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from appliance.discovery import (
     server_from,
 )
 from appliance.server import SessionServer
+from appliance.tls import CERT_FILE, TLS_DIR, fingerprint_of
 from tests.daemons import kit_config
-from tests.kits import running_server
+from tests.kits import free_port, running_server
 
 LOOPBACK = ["127.0.0.1"]
 FP_A = ":".join(["AB"] * 32)
@@ -239,3 +242,38 @@ async def test_a_kit_without_a_server_url_finds_pins_and_joins_once_approved(
             await guest.stop()
     finally:
         await host.stop()
+
+
+@pytest.mark.slow
+async def test_a_standalone_server_announces_itself_with_its_fingerprint(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f"""
+[kit]
+uid = "lobby"
+[server]
+listen = "127.0.0.1:{port}"
+[server.tls]
+enabled = true
+[discovery]
+enabled = true
+interfaces = ["127.0.0.1"]
+[paths]
+state = "{state}"
+"""
+    )
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "server", "--config", str(config),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with discovery() as kit:
+            found = await kit.find_server(30.0)
+        digest = fingerprint_of((state / TLS_DIR / CERT_FILE).read_bytes())
+        assert found.fingerprint == digest
+        assert found.url == f"https://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.wait(), 20)
