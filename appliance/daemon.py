@@ -203,6 +203,7 @@ class Daemon:
                 server_collectors=self.server.metrics.collectors if self.server else (),
             ),
             selftest=self.selftest,
+            discovery=self.discovery,
         )
         await self._start_api(self.api)
         self._show_home(self.api.tokens.fresh_token)
@@ -210,6 +211,7 @@ class Daemon:
         self.api.tokens.on_first_use.append(self._hide_token)
         if self.discovery is not None:
             await self._announce_kit(self.api)
+            await self.discovery.watch_kits()  # the kit list: GET /api/v1/discovery/kits
         self.boot_selftest = asyncio.create_task(self._run_boot_selftest(), name="self-test")
         log.info("%s (%s) is ready", config.kit.name, config.kit.uid)
 

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from appliance.api.auth import TokenStore
 from appliance.calls import Calls, DisplayMode
 from appliance.config import Config
+from appliance.discovery import Discovery
 from appliance.kit import KitController
 from appliance.rest_layer import ASOUND_CONF
 from appliance.selftest import SelfTest
@@ -57,3 +58,5 @@ class ApiContext:
     warnings: list[str] = field(default_factory=list)
     # The hardware self-test (POST /api/v1/selftest; its last report in the health reply).
     selftest: SelfTest | None = None
+    # mDNS on the LAN, when [discovery] is enabled: the kits announced there.
+    discovery: Discovery | None = None

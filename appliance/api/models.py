@@ -80,6 +80,20 @@ class SelfTestView(Reply):
     checks: list[SelfTestCheck]
 
 
+class LanKit(Reply):
+    uid: str
+    name: str
+    api: str = Field(description="its REST API, as it announced it (not verified)")
+    fingerprint: str | None = Field(None, description="its API's TLS certificate, as announced")
+
+
+class LanKits(Reply):
+    """Kits announced on the LAN (mDNS, docs/DISCOVERY.md): what they say, unverified."""
+
+    enabled: bool = Field(description="whether [discovery] is enabled on this kit")
+    kits: list[LanKit]
+
+
 class Health(Reply):
     ok: bool
     version: str

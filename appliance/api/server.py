@@ -19,12 +19,14 @@ from appliance.api.context import ApiContext, Screen
 from appliance.api.devices import DevicesApi
 from appliance.api.display import DisplayApi
 from appliance.api.guests import GuestsApi
+from appliance.api.lan import LanApi
 from appliance.api.pages import Pages
 from appliance.api.records import RecordsApi
 from appliance.api.routing import MAX_BODY_BYTES, Endpoint, Raw, bind, json_errors
 from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
+from appliance.discovery import Discovery
 from appliance.kit import KitController
 from appliance.metrics import KitMetrics
 from appliance.netguard import ConnectionGuard, GuardedSite, guard_loop, quiet_protocol_errors
@@ -63,6 +65,7 @@ class ApiServer:
         asound_conf: Path = ASOUND_CONF,
         metrics: KitMetrics | None = None,
         selftest: SelfTest | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
@@ -81,6 +84,7 @@ class ApiServer:
             warnings=warnings if warnings is not None else [],
             asound_conf=asound_conf,
             selftest=selftest,
+            discovery=discovery,
         )
         self._closing = asyncio.Event()
         self.session = SessionApi(self.context, self._closing)
@@ -91,6 +95,7 @@ class ApiServer:
             ConfigApi(self.context),
             self.records,
             DevicesApi(self.context),
+            LanApi(self.context),
             DisplayApi(self.context, self._closing),
             self.guests,
         ]

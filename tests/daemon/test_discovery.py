@@ -31,6 +31,7 @@ from appliance.discovery import (
 )
 from appliance.server import SessionServer
 from appliance.tls import CERT_FILE, TLS_DIR, fingerprint_of
+from tests.api.daemon import TOKEN, api_client, running_daemon
 from tests.daemons import kit_config
 from tests.kits import free_port, running_server
 
@@ -125,6 +126,11 @@ async def test_a_server_without_a_fingerprint_is_never_used(
 # --- join requests --------------------------------------------------------------------
 
 
+async def test_a_kit_without_discovery_lists_no_lan_kits(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path) as daemon, api_client(daemon) as api:
+        assert await api.ok("GET", "/discovery/kits") == {"enabled": False, "kits": []}
+
+
 async def test_join_requests_wait_for_the_operator(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
         base = server.url + "/v1/join-requests"
@@ -175,7 +181,8 @@ async def test_join_requests_wait_for_the_operator(tmp_path: Path) -> None:
 
 
 def host_config(tmp: Path) -> dict[str, Any]:
-    return merge(kit_config(tmp, "room-a", 400), {**LAN, "server": {"tls": {"enabled": True}}})
+    lan = {**LAN, "server": {"tls": {"enabled": True}}, "api": {"token": TOKEN}}
+    return merge(kit_config(tmp, "room-a", 400), lan)
 
 
 def guest_config(tmp: Path) -> dict[str, Any]:
@@ -234,6 +241,12 @@ async def test_a_kit_without_a_server_url_finds_pins_and_joins_once_approved(
             kit = next(k for k in host.discovery.kits.values() if k.uid == "room-b")
             assert guest.api is not None
             assert kit.name == "Room B" and kit.api == guest.api.url
+            assert host.api is not None
+            async with api_client(host) as api:
+                listed = await api.ok("GET", "/discovery/kits")
+            assert listed["enabled"] is True
+            assert [k["uid"] for k in listed["kits"]] == ["room-b"]  # not itself
+            assert listed["kits"][0]["api"] == guest.api.url
         finally:
             if not starting.done():
                 starting.cancel()
