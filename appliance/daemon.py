@@ -181,7 +181,7 @@ class Daemon:
             busy=lambda: calls.state != SessionState.IDLE,
         )
         self.selftest.on_report.append(self._selftest_done)
-        calls.before_session.append(self.selftest.yield_devices)
+        calls.before_devices.append(self.selftest.yield_devices)
         self.api = ApiServer(
             config,
             calls=self.calls,

@@ -107,6 +107,7 @@ class Calls:
             hardware.outputs,
             self.options.audio,
             output_busy=lambda: self.router.in_use,
+            before_ring=self._take_devices,
         )
         self.router.add_releaser(self.ringer.release)
         self._auth_token = auth_token
@@ -117,8 +118,9 @@ class Calls:
         self._client.on_close(self._on_disconnected)
         self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
-        # Awaited before a session takes the devices (the self-test gives them up).
-        self.before_session: list[Callable[[], Awaitable[None]]] = []
+        # Awaited before a session or a ringtone takes the devices (a running self-test
+        # gives them up).
+        self.before_devices: list[Callable[[], Awaitable[None]]] = []
         self.counters = MediaCounters()  # across every call, for GET /metrics
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -242,8 +244,7 @@ class Calls:
         async with self._session_lock:
             if self.session is not None:
                 raise CallsError("session-active", "a call session is already active")
-            for hook in list(self.before_session):
-                await hook()
+            await self._take_devices()
             await self.login()
             session = CallSession(
                 call_token,
@@ -268,6 +269,10 @@ class Calls:
                 self.session = None
                 self._state_changed()
                 raise
+
+    async def _take_devices(self) -> None:
+        for hook in list(self.before_devices):
+            await hook()
 
     def _session_state(self, session: CallSession) -> None:
         if session.state == SessionState.IDLE and self.session is session:

@@ -25,6 +25,7 @@ from hal.buttons.fake import FakeButtons
 from hal.camera.fake import FakeCamera
 from hal.display.fake import FakeDisplay
 from tests.api.daemon import Api, api_client, running_daemon
+from tests.kits import KitFactory
 
 # A speakerphone: the fake microphone hears the fake speaker 30 ms later, as loud.
 ROOM = {"hal": {"audio": {"fake_echo_db": 0.0}}}
@@ -247,3 +248,30 @@ async def test_a_call_takes_the_devices_from_a_running_selftest(tmp_path: Path) 
         assert microphone.is_open  # the call's
         status, body = await api.call("POST", "/selftest")
         assert status == 409 and body["error"]["code"] == "selftest-busy"
+
+
+async def test_an_incoming_call_rings_over_a_running_selftest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with kit(tmp_path) as (daemon, api):
+        assert daemon.server is not None and daemon.calls is not None
+        factory = KitFactory(daemon.server, tmp_path)
+        try:
+            caller = await factory("caller")
+            running = asyncio.create_task(api.call("POST", "/selftest"))
+            async with asyncio.timeout(5):
+                while daemon.selftest is None or not daemon.selftest.running:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the chirp is playing on the speaker
+            await caller.calls.initiate_call("room-a", "video")
+            status, body = await running
+            assert status == 409 and body["error"]["code"] == "selftest-busy"
+            async with asyncio.timeout(5):
+                while daemon.calls.ringer.rings == 0:
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)
+            assert daemon.calls.ringer.tone is not None  # still ringing
+            assert "ringing (ring) failed" not in caplog.text
+        finally:
+            await factory.close()
