@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from appliance import __version__
@@ -152,7 +152,9 @@ class Discovery:
 
     async def start(self) -> None:
         if self._zc is None:
-            interfaces = self._interfaces if self._interfaces is not None else "all"
+            interfaces: list[str] | InterfaceChoice = (
+                list(self._interfaces) if self._interfaces else InterfaceChoice.All
+            )
             # On the loop: zeroconf runs its protocol on the loop it is made on. Making it
             # binds a few UDP sockets, which does not block.
             self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)

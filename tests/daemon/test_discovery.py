@@ -290,3 +290,12 @@ state = "{state}"
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.wait_for(server.wait(), 20)
+
+
+async def test_discovery_speaks_on_every_interface_by_default() -> None:
+    lan = Discovery()
+    try:
+        await lan.start()
+        assert lan.zeroconf is not None
+    finally:
+        await lan.close()
