@@ -126,6 +126,16 @@ async def _server(config: Config) -> int:
         await supervisor.close()
         return 1
     log.info("session server listening on %s", server.url)
+    from appliance.discovery import Discovery
+
+    discovery: Discovery | None = None
+    if config.discovery.enabled:
+        discovery = Discovery(list(config.discovery.interfaces) or None)
+        if tls is None:
+            log.warning("mDNS: the session server is not announced: LAN discovery needs TLS")
+        else:
+            host = config.discovery.address or _announced_host(config.server.listen)
+            await discovery.announce_server(config.kit.uid, host, server.port, tls.fingerprint)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -136,6 +146,8 @@ async def _server(config: Config) -> int:
     finally:
         supervisor.stopping()
         try:
+            if discovery is not None:
+                await discovery.close()
             await server.stop()
         finally:
             await supervisor.close()
@@ -217,3 +229,13 @@ def _print_users(users: list[dict[str, Any]]) -> None:
 def _printable(value: object) -> str:
     """What a server sent, safe for a terminal: no escape sequences or line breaks."""
     return "".join(c if c.isprintable() else "?" for c in str(value or ""))
+
+
+def _announced_host(listen: str) -> str:
+    from appliance.config import split_hostport
+    from appliance.discovery import own_address
+
+    host = split_hostport(listen)[0]
+    if host in ("", "0.0.0.0", "::", "localhost") or ":" in host:
+        return own_address()
+    return host

@@ -242,6 +242,21 @@ class PathsConfig(Section):
     recordings: str | None = None  # default: <state>/recordings
 
 
+class DiscoveryConfig(Section):
+    """mDNS on the LAN (docs/DISCOVERY.md): the session server (embedded or standalone)
+    and the kit announce themselves, and a kit without ``server.url`` looks for a server.
+    Off by default; set in the config file only."""
+
+    enabled: bool = False
+    # IPv4 addresses of the interfaces to speak mDNS on; empty: every interface.
+    interfaces: list[str] = Field(default_factory=list, max_length=16)
+    # The IPv4 address to announce; default: the listen address, else the machine's own.
+    address: str | None = Field(None, pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
+    wait: float = Field(10.0, gt=0, le=300)  # seconds a kit looks for a server at start
+    # Seconds a kit waits at start for the server's operator to approve it.
+    approval_wait: float = Field(300.0, gt=0, le=24 * 3600)
+
+
 class Config(Section):
     kit: KitConfig = KitConfig()
     server: ServerConfig = ServerConfig()
@@ -250,6 +265,7 @@ class Config(Section):
     calls: CallsConfig = CallsConfig()
     paths: PathsConfig = PathsConfig()
     audio: RoomAudioConfig = RoomAudioConfig()  # processing per route, echo delay, ringtones
+    discovery: DiscoveryConfig = DiscoveryConfig()
 
     @property
     def state_dir(self) -> Path:

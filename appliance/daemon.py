@@ -11,17 +11,37 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from appliance.api import ApiServer
-from appliance.calls import Calls, MediaOptions
+from appliance.calls import Calls, MediaOptions, SessionState
 from appliance.config import Config, ConfigError, TlsConfig, split_hostport, validate
+from appliance.discovery import (
+    Discovery,
+    FoundServer,
+    JoinRefused,
+    Pinned,
+    own_address,
+    request_to_join,
+)
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
 from appliance.kit import KitController
+from appliance.metrics import THERMAL_DIR, KitMetrics
 from appliance.rest_layer import ASOUND_CONF
+from appliance.selftest import Report, SelfTest, SelfTestBusy, Status
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
-from appliance.tls import ClientTrust, ServerTls, TlsError, client_trust, pinned, server_tls
+from appliance.tls import (
+    ClientTrust,
+    ServerTls,
+    TlsError,
+    client_trust,
+    parse_fingerprint,
+    pinned,
+    server_tls,
+)
 from hal.camera.base import VideoFormat
 from hal.registry import Hardware, KitIdentity, build_hardware
 
@@ -48,8 +68,10 @@ class Daemon:
         base_layer: dict[str, Any] | None = None,
         config_problem: str | None = None,
         asound_conf: Path = ASOUND_CONF,
+        thermal_dir: Path = THERMAL_DIR,
     ) -> None:
         self.config = config
+        self._thermal_dir = thermal_dir  # where GET /metrics reads temperatures
         # The config below the REST overrides (the file's data), for PATCH /api/v1/config.
         self._base_layer = base_layer
         self._asound_conf = asound_conf
@@ -66,6 +88,13 @@ class Daemon:
         self.kit: KitController | None = None
         self.api: ApiServer | None = None
         self.compositor: Compositor | None = None
+        self.selftest: SelfTest | None = None
+        self.discovery: Discovery | None = None  # mDNS, when [discovery] enabled
+        self.found_server: FoundServer | None = None  # the server found on the LAN
+        self.server_note: str | None = None  # on the idle screen: which server it joined
+        self.server_url: str | None = None
+        # The self-test the daemon runs at start (tests await it).
+        self.boot_selftest: asyncio.Task[None] | None = None
         # SHA-256 of the certificate the REST API (else the session server) serves, if TLS.
         self.tls_fingerprint: str | None = None
         self._stop = asyncio.Event()
@@ -97,7 +126,17 @@ class Daemon:
             await self.server.start()
             self._components.push_async_callback(self.server.stop)
             log.info("session server listening on %s", self.server.url)
-        auth_token = await self._auth_token()
+        server_url = self.server.url if self.server else config.server.url
+        trust = self._server_trust(server_side)
+        if config.discovery.enabled:
+            self.discovery = Discovery(list(config.discovery.interfaces) or None)
+            self._components.push_async_callback(self.discovery.close)
+            if self.server is not None:
+                await self._announce_server(self.server, server_side)
+        if self._discovers():
+            server_url, trust = await self._discover_server()
+        self.server_url = server_url
+        auth_token = await self._auth_token(trust)
         self.hardware = build_hardware(config.hal, KitIdentity(config.kit.uid, config.kit.name))
         self._components.push_async_callback(self.hardware.close)
         self._log_hardware(self.hardware)
@@ -105,9 +144,8 @@ class Daemon:
             # Reports the headsets already connected, so the Bluetooth route is there at once.
             await self.hardware.bluetooth.start()
         camera = config.hal.camera
-        trust = self._server_trust(server_side)
         self.calls = Calls(
-            server_url=self.server.url if self.server else config.server.url,
+            server_url=server_url,
             uid=config.kit.uid,
             auth_token=auth_token,
             hardware=self.hardware,
@@ -144,13 +182,22 @@ class Daemon:
         )
         self.kit.start()
         self._components.push_async_callback(self.kit.close)
+        calls = self.calls
+        self.selftest = SelfTest(
+            self.hardware,
+            camera_format=VideoFormat(camera.width, camera.height, camera.fps),
+            screen=self.compositor,
+            busy=lambda: calls.state != SessionState.IDLE,
+        )
+        self.selftest.on_report.append(self._selftest_done)
+        calls.before_devices.append(self.selftest.yield_devices)
         self.api = ApiServer(
             config,
             calls=self.calls,
             kit=self.kit,
             hardware=self.hardware,
             auth_token=auth_token,
-            server_url=self.server.url if self.server else config.server.url,
+            server_url=server_url,
             session_server=self.server,
             screen=self.compositor,
             base_layer=self._base_layer,
@@ -158,6 +205,14 @@ class Daemon:
             server_trust=trust,
             warnings=self.warnings,
             asound_conf=self._asound_conf,
+            metrics=KitMetrics(
+                self.calls,
+                name=config.kit.name,
+                thermal_dir=self._thermal_dir,
+                server_collectors=self.server.metrics.collectors if self.server else (),
+            ),
+            selftest=self.selftest,
+            discovery=self.discovery,
         )
         # Stopped first: no request may act on what is closing after it.
         self._components.push_async_callback(self.api.stop)
@@ -165,6 +220,10 @@ class Daemon:
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
         self.api.tokens.on_first_use.append(self._hide_token)
+        if self.discovery is not None:
+            await self._announce_kit(self.api)
+            await self.discovery.watch_kits()  # the kit list: GET /api/v1/discovery/kits
+        self.boot_selftest = asyncio.create_task(self._run_boot_selftest(), name="self-test")
         if self.calls.connected:
             self._log_ready()
         else:
@@ -183,6 +242,23 @@ class Daemon:
             with contextlib.suppress(ValueError):
                 self.calls.on_reconnected.remove(self._log_ready)  # once
         log.info("%s (%s) is ready", self.config.kit.name, self.config.kit.uid)
+
+    async def _run_boot_selftest(self) -> None:
+        """The self-test at start, in the background: the kit takes calls meanwhile."""
+        assert self.selftest is not None
+        try:
+            await self.selftest.run()
+        except SelfTestBusy as err:
+            log.info("self-test at start skipped: %s", err.message)
+        except Exception:  # a bug in a check must not take the kit down
+            log.exception("self-test at start failed")
+
+    def _selftest_done(self, report: Report) -> None:
+        """The report on the screen, or as a blink code on the LEDs when there is none."""
+        self._paint_home(self.shown_api_token)
+        screen_ok = any(c.kind == "screen" and c.status == Status.OK for c in report.checks)
+        if not screen_ok and self.selftest is not None:
+            self.selftest.show_blink_code(report)
 
     async def _start_api(self, api: ApiServer) -> None:
         """Listen where the config says; if a REST-set ``api.listen`` cannot be used, where
@@ -234,6 +310,7 @@ class Daemon:
             port = urlsplit(self.api.url).port if self.api is not None else None
             address = api_address(self.config.api.listen, port)
             hint = None if api_token else TOKEN_HINT
+            report = self.selftest.last if self.selftest is not None else None
             home = HomeInfo(
                 self.config.kit.name,
                 address,
@@ -242,6 +319,9 @@ class Daemon:
                 self.tls_fingerprint,
                 token_hint=hint,
                 warning=self.warnings[-1] if self.warnings else None,
+                selftest=report.summary() if report is not None else None,
+                selftest_ok=report.ok if report is not None else True,
+                server_note=self.server_note,
             )
             self.compositor.set_home(home)
 
@@ -269,9 +349,10 @@ class Daemon:
         except TlsError as err:
             raise DaemonError(str(err)) from None
 
-    async def _auth_token(self) -> str:
+    async def _auth_token(self, trust: ClientTrust) -> str:
         """The kit's auth token: from config, else the one saved in the state directory,
-        else (embedded server) a new user made for this kit."""
+        else (embedded server) a new user made for this kit, else (a server found on the
+        LAN) the one its operator gives this kit by approving its join request."""
         config = self.config
         if config.server.auth_token:
             return config.server.auth_token
@@ -280,6 +361,27 @@ class Daemon:
             saved = path.read_text().strip()
             if saved:
                 return saved
+        if self.server is None and self.found_server is not None:
+            log.info("waiting for %s to approve this kit", self.found_server.url)
+            try:
+                token = await request_to_join(
+                    self.found_server.url,
+                    trust,
+                    uid=config.kit.uid,
+                    name=config.kit.name,
+                    fingerprint=self.tls_fingerprint,
+                    state_dir=self.state_dir,
+                    wait=config.discovery.approval_wait,
+                )
+            except TimeoutError:
+                raise DaemonError(
+                    f"the session server at {self.found_server.url} has not approved this kit "
+                    f"yet (its operator: GET and POST /v1/join-requests); trying again"
+                ) from None
+            except (JoinRefused, aiohttp.ClientError) as err:
+                raise DaemonError(f"joining {self.found_server.url}: {err}") from None
+            atomic_write_text(path, token + "\n")
+            return token
         if self.server is None:
             raise DaemonError(
                 "server.auth_token is not set and the session server is not embedded: "
@@ -292,6 +394,76 @@ class Daemon:
             token = await self.server.rotate_auth_token(config.kit.uid)
         atomic_write_text(path, token + "\n")
         return token
+
+    # --- the LAN: mDNS announcements and discovery (appliance.discovery) ------------------
+
+    def _discovers(self) -> bool:
+        """A kit of another machine's server with no ``server.url`` looks for one."""
+        server = self.config.server
+        return (
+            self.config.discovery.enabled
+            and not server.embedded
+            and "url" not in server.model_fields_set
+        )
+
+    def _lan_address(self, listen: str) -> str:
+        configured = self.config.discovery.address
+        if configured:
+            return configured
+        host = split_hostport(listen)[0]
+        if host not in ("", "0.0.0.0", "::", "localhost") and ":" not in host:
+            return host
+        return own_address()
+
+    async def _announce_server(self, server: SessionServer, tls: ServerTls | None) -> None:
+        assert self.discovery is not None
+        if tls is None:
+            log.warning("mDNS: the session server is not announced: LAN discovery needs TLS")
+            return
+        address = self._lan_address(self.config.server.listen)
+        await self.discovery.announce_server(
+            self.config.kit.uid, address, server.port, tls.fingerprint
+        )
+
+    async def _announce_kit(self, api: ApiServer) -> None:
+        assert self.discovery is not None
+        port = urlsplit(api.url).port or 0
+        address = self._lan_address(self.config.api.listen)
+        scheme = "https" if api.tls is not None else "http"
+        await self.discovery.announce_kit(
+            self.config.kit.uid,
+            self.config.kit.name,
+            address,
+            f"{scheme}://{address}:{port}",
+            port,
+            self.tls_fingerprint,
+        )
+
+    async def _discover_server(self) -> tuple[str, ClientTrust]:
+        """The session server announced on the LAN, its fingerprint pinned: the first one
+        found, and from then on only one with that fingerprint."""
+        assert self.discovery is not None
+        pinned = Pinned.load(self.state_dir)
+        wait = self.config.discovery.wait
+        try:
+            found = await self.discovery.find_server(wait, pinned)
+        except TimeoutError:
+            if pinned is None:
+                raise DaemonError(
+                    f"no session server announced itself on the LAN in {wait:g} s "
+                    "(set server.url, or start one: callbox server)"
+                ) from None
+            log.warning("mDNS: the pinned server did not answer; trying %s", pinned.url)
+            found = FoundServer(pinned.instance, pinned.url, pinned.fingerprint)
+        if pinned is None:
+            Pinned(found.instance, found.fingerprint, found.url).save(self.state_dir)
+            log.warning(
+                "mDNS: joined the session server %s at %s; pinned its certificate %s",
+                found.instance, found.url, found.fingerprint,
+            )  # fmt: skip
+        self.found_server = found
+        self.server_note = f"Session server found on the LAN: {found.url}"
+        return found.url, aiohttp.Fingerprint(parse_fingerprint(found.fingerprint))
 
     def _log_hardware(self, hardware: Hardware) -> None:
         fake = sorted(kind for kind, how in hardware.kinds.items() if how == "fake")
@@ -332,6 +504,13 @@ class Daemon:
         supervisor.raise_if_failed()
 
     async def stop(self) -> None:
+        if self.boot_selftest is not None:
+            self.boot_selftest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.boot_selftest
+            self.boot_selftest = None
+        if self.selftest is not None:
+            await self.selftest.close()
         if self._token_timer is not None:
             self._token_timer.cancel()
             self._token_timer = None

@@ -51,6 +51,10 @@ class AudioConfig(DeviceConfig):
     bluetooth: str = "bluealsa"
     # The fake microphone's tone; default: derived from the kit's uid (300-1250 Hz).
     fake_tone_hz: float | None = Field(None, ge=100, le=4000)
+    # The fake microphone hears the fake speaker and earpiece this much louder (dB; None:
+    # it hears nothing of them, the default), this many milliseconds later.
+    fake_echo_db: float | None = Field(None, ge=-80, le=30)
+    fake_echo_ms: float = Field(30.0, ge=0, le=500)
 
 
 class ButtonsConfig(DeviceConfig):

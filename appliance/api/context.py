@@ -12,8 +12,10 @@ import numpy.typing as npt
 from appliance.api.auth import TokenStore
 from appliance.calls import Calls, DisplayMode
 from appliance.config import Config
+from appliance.discovery import Discovery
 from appliance.kit import KitController
 from appliance.rest_layer import ASOUND_CONF
+from appliance.selftest import SelfTest
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust
 from hal.registry import Hardware
@@ -54,3 +56,7 @@ class ApiContext:
     own_ports: set[int] = field(default_factory=set)
     # What the operator should know: shown in GET /api/v1/health and on the screen.
     warnings: list[str] = field(default_factory=list)
+    # The hardware self-test (POST /api/v1/selftest; its last report in the health reply).
+    selftest: SelfTest | None = None
+    # mDNS on the LAN, when [discovery] is enabled: the kits announced there.
+    discovery: Discovery | None = None

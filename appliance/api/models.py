@@ -64,6 +64,36 @@ class SessionServerInfo(Reply):
     connected: bool
 
 
+class SelfTestCheck(Reply):
+    device: str = Field(description="camera fake0, audio, buttons, leds, screen, bluetooth")
+    kind: Literal["camera", "audio", "buttons", "leds", "screen", "bluetooth"]
+    status: Literal["ok", "failed", "skipped"]
+    detail: str
+
+
+class SelfTestView(Reply):
+    """The hardware self-test's result (docs/SELFTEST.md)."""
+
+    ok: bool = Field(description="no check failed (skipped ones do not count)")
+    started_at: float = Field(description="unix time")
+    duration_s: float
+    checks: list[SelfTestCheck]
+
+
+class LanKit(Reply):
+    uid: str
+    name: str
+    api: str = Field(description="its REST API, as it announced it (not verified)")
+    fingerprint: str | None = Field(None, description="its API's TLS certificate, as announced")
+
+
+class LanKits(Reply):
+    """Kits announced on the LAN (mDNS, docs/DISCOVERY.md): what they say, unverified."""
+
+    enabled: bool = Field(description="whether [discovery] is enabled on this kit")
+    kits: list[LanKit]
+
+
 class Health(Reply):
     ok: bool
     version: str
@@ -77,6 +107,9 @@ class Health(Reply):
         default_factory=list,
         description="what the operator must know: REST config overrides that did not load "
         "and were set aside, a REST-set address that could not be used",
+    )
+    selftest: SelfTestView | None = Field(
+        None, description="the last hardware self-test (none yet: it runs at start)"
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from appliance.api import models as m
 from appliance.api import openapi
@@ -18,15 +19,19 @@ from appliance.api.context import ApiContext, Screen
 from appliance.api.devices import DevicesApi
 from appliance.api.display import DisplayApi
 from appliance.api.guests import GuestsApi
+from appliance.api.lan import LanApi
 from appliance.api.pages import Pages
 from appliance.api.records import RecordsApi
 from appliance.api.routing import MAX_BODY_BYTES, Endpoint, Raw, bind, json_errors
 from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
+from appliance.discovery import Discovery
 from appliance.kit import KitController
+from appliance.metrics import KitMetrics
 from appliance.netguard import ConnectionGuard, start_site
 from appliance.rest_layer import ASOUND_CONF
+from appliance.selftest import SelfTest
 from appliance.server import SessionServer
 from appliance.tls import ClientTrust, ServerTls
 from hal.registry import Hardware
@@ -58,6 +63,9 @@ class ApiServer:
         server_trust: ClientTrust = True,
         warnings: list[str] | None = None,
         asound_conf: Path = ASOUND_CONF,
+        metrics: KitMetrics | None = None,
+        selftest: SelfTest | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.tokens = TokenStore(config.state_dir, config.api.token)
@@ -75,6 +83,8 @@ class ApiServer:
             server_trust=server_trust,
             warnings=warnings if warnings is not None else [],
             asound_conf=asound_conf,
+            selftest=selftest,
+            discovery=discovery,
         )
         self._closing = asyncio.Event()
         self.session = SessionApi(self.context, self._closing)
@@ -85,11 +95,25 @@ class ApiServer:
             ConfigApi(self.context),
             self.records,
             DevicesApi(self.context),
+            LanApi(self.context),
             DisplayApi(self.context, self._closing),
             self.guests,
         ]
         self._pages = Pages()
+        self.metrics = metrics or KitMetrics(
+            calls,
+            name=config.kit.name,
+            server_collectors=session_server.metrics.collectors if session_server else (),
+        )
         self.endpoints: list[Endpoint] = [
+            Endpoint(
+                "GET",
+                "/metrics",
+                self._metrics,
+                "The kit's figures in Prometheus' text format (docs/METRICS.md)",
+                "kit",
+                raw=Raw(CONTENT_TYPE_LATEST, {"type": "string"}),
+            ),
             Endpoint(
                 "GET",
                 "/api/v1/openapi.json",
@@ -177,6 +201,10 @@ class ApiServer:
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self.document)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _rotate(self, request: web.Request) -> m.NewToken:
         return m.NewToken(token=await self.tokens.rotate())

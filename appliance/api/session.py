@@ -19,6 +19,7 @@ from appliance.api.routing import ApiError, Endpoint, Param, body_of, param
 from appliance.calls import CallsError, SessionState
 from appliance.calls.errors import no_active_session
 from appliance.calls.events import Call, to_jsonable
+from appliance.selftest import Report
 from appliance.signaling.messages import SessionId
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class SessionApi:
         return [
             Endpoint("GET", "/api/v1/health", self.health, "Liveness and hardware", "kit",
                      reply=m.Health, auth=False),
+            Endpoint("POST", "/api/v1/selftest", self.run_selftest,
+                     "Run the hardware self-test (a few seconds); the report", "kit",
+                     reply=m.SelfTestView,
+                     errors={404: "No self-test on this kit",
+                             409: "In a call, or a self-test is running (selftest-busy)"}),
             Endpoint("GET", "/api/v1/session", self.get_session, "The session now", "session",
                      reply=m.SessionView),
             Endpoint("PUT", "/api/v1/session", self.start_session, "Start or join a session",
@@ -111,7 +117,16 @@ class SessionApi:
                 connected=ctx.calls.connected,
             ),
             warnings=list(ctx.warnings),
+            selftest=selftest_view(ctx.selftest.last if ctx.selftest else None),
         )
+
+    async def run_selftest(self, request: web.Request) -> m.SelfTestView:
+        selftest = self._ctx.selftest
+        if selftest is None:
+            raise ApiError("no-selftest", "this kit has no self-test", status=404)
+        view = selftest_view(await selftest.run())
+        assert view is not None
+        return view
 
     def view(self) -> m.SessionView:
         return m.SessionView.model_validate(self._ctx.calls.snapshot())
@@ -286,3 +301,7 @@ def hardware_states(ctx: ApiContext) -> dict[str, m.HardwareState]:
         else:
             states[kind] = "real" if how == "real" else "fake"
     return states
+
+
+def selftest_view(report: Report | None) -> m.SelfTestView | None:
+    return m.SelfTestView.model_validate(report.to_json()) if report is not None else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import Any, Protocol
@@ -68,6 +68,7 @@ class Ringer:
         *,
         output_busy: Callable[[], bool] = lambda: False,
         tones: dict[Tone, Pcm] | None = None,
+        before_ring: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``output_busy`` says whether a call's audio holds the outputs now (then nothing
         rings). ``tones`` replaces the shipped sound files."""
@@ -76,6 +77,7 @@ class Ringer:
         self._config = config
         self._output_busy = output_busy
         self._tones = tones
+        self._before_ring = before_ring  # frees the speaker first (a running self-test)
         self._follow: asyncio.Task[None] | None = None
         self._ringing: asyncio.Task[None] | None = None
         self.tone: Tone | None = None  # what is playing now
@@ -119,6 +121,8 @@ class Ringer:
 
     async def ring(self, tone: Tone) -> None:
         await self.release()
+        if self._before_ring is not None:
+            await self._before_ring()
         if self._output_busy():
             log.info("not ringing (%s): a call's audio holds the speaker", tone.value)
             return

@@ -21,6 +21,7 @@ from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
 from appliance.logs import session_log_context
+from appliance.media.counters import MediaCounters
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import ServerApi, SignalingClient, SignalingError
 from appliance.signaling.messages import (
@@ -107,6 +108,7 @@ class Calls:
             hardware.outputs,
             self.options.audio,
             output_busy=lambda: self.router.in_use,
+            before_ring=self._take_devices,
         )
         self.router.add_releaser(self.ringer.release)
         self._auth_token = auth_token
@@ -117,6 +119,10 @@ class Calls:
         self._client.on_close(self._on_disconnected)
         self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
+        # Awaited before a session or a ringtone takes the devices (a running self-test
+        # gives them up).
+        self.before_devices: list[Callable[[], Awaitable[None]]] = []
+        self.counters = MediaCounters()  # across every call, for GET /metrics
         self.active_call: Call | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         # Called each time the background reconnection reaches the session server.
@@ -239,6 +245,7 @@ class Calls:
         async with self._session_lock:
             if self.session is not None:
                 raise CallsError("session-active", "a call session is already active")
+            await self._take_devices()
             await self.login()
             session = CallSession(
                 call_token,
@@ -252,7 +259,9 @@ class Calls:
                 on_state=self._session_state,
                 room_audio=self.audio,
                 renew_token=lambda: self._api.create_token(self._auth_token, call_token.session_id),
+                counters=self.counters,
             )
+            self.counters.calls += 1
             self.session = session
             self._state_changed()
             try:
@@ -261,6 +270,10 @@ class Calls:
                 self.session = None
                 self._state_changed()
                 raise
+
+    async def _take_devices(self) -> None:
+        for hook in list(self.before_devices):
+            await hook()
 
     def _session_state(self, session: CallSession) -> None:
         if session.state == SessionState.IDLE and self.session is session:

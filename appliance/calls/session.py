@@ -28,6 +28,7 @@ from appliance.calls.events import (
     RTCVideoPausedUser,
 )
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.media.counters import MediaCounters
 from appliance.media.levels import SILENCE_DBFS
 from appliance.media.routes import AudioRouter
 from appliance.signaling.client import SignalingClient, SignalingError
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
     from appliance.media.backend import MediaBackend
     from appliance.media.mesh import MeshMedia
-    from appliance.media.peer import Health, Peer
+    from appliance.media.peer import Health, LinkStats, Peer
     from appliance.media.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,11 @@ class CallSession:
         on_state: Callable[[CallSession], None],
         room_audio: RoomAudio | None = None,
         renew_token: RenewToken | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.token = token
+        # What the kit's calls carried, for GET /metrics: Calls' object, shared by its calls.
+        self.counters = counters if counters is not None else MediaCounters()
         self._renew_token = renew_token  # a fresh call token, when ours expired
         self.settings = settings
         self.session_id = token.session_id
@@ -151,9 +155,12 @@ class CallSession:
             self._warn,
             on_camera_change=self._camera_changed,
             processing=self.audio,
+            counters=self.counters,
         )
-        self.mixer = AudioMixer(on_output_failed=router.report_failure, playback=self.audio)
-        self.remote_video = RemoteVideo(view)
+        self.mixer = AudioMixer(
+            on_output_failed=router.report_failure, playback=self.audio, counters=self.counters
+        )
+        self.remote_video = RemoteVideo(view, self.counters)
         self.recorder: Recorder | None = None
         self._joined = asyncio.Event()
         self._idle_task: asyncio.Task[None] | None = None
@@ -517,6 +524,7 @@ class CallSession:
             warn=self._warn,
             ice_servers=list(options.ice_servers),
             video_codec=options.video_codec,
+            counters=self.counters,
         )
 
     def _on_track(self, uid: str, track: MediaStreamTrack) -> None:
@@ -709,6 +717,10 @@ class CallSession:
     def users(self) -> list[RTCUser]:
         me = [self.local_user()] if self.me is not None else []
         return me + [rtc_user(p) for p in self.participants.values()]
+
+    def media_links(self) -> dict[str, LinkStats]:
+        """Per other participant, its mesh connection's figures (none on a media server)."""
+        return self.media.links() if isinstance(self.media, MeshMedia) else {}
 
     def media_stats(self) -> dict[str, dict[str, Any]]:
         """Per other participant, what arrives from them: for people looking after the

@@ -40,6 +40,7 @@ from appliance.display.state import (
     read_scene,
     update_speaker,
 )
+from appliance.display.testcard import test_card
 from appliance.tasks import TaskSet
 from hal.display.base import Display
 from hal.errors import HardwareError
@@ -120,6 +121,7 @@ class Compositor:
         self._actions = TaskSet(log, expected=(CallsError, ValueError))
         self._started = False
         self._subscriptions = contextlib.ExitStack()
+        self._card: Rgb | None = None  # the self-test's test card, while it is up
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -363,6 +365,31 @@ class Compositor:
 
     # --- frames out ----------------------------------------------------------------------
 
+    async def show_test_card(self, seconds: float) -> str | None:
+        """Put the test card on the screen for ``seconds`` (the self-test), then the scene
+        again. None when the screen took it, else what went wrong."""
+        display = self._display
+        if display is None:
+            return "no screen"
+        if self._card is not None:
+            return "the test card is already up"
+        if not self._display_ok and not await self._open_display(quiet=True):
+            return "no screen connected" if not display.connected else "the screen did not open"
+        width, height = display.size
+        card = test_card(width, height)
+        self._card = card
+        try:
+            await display.show(card)
+            await asyncio.sleep(seconds)
+        except HardwareError as err:
+            self._display_ok = False  # the display watch opens it again
+            return err.message
+        finally:
+            self._card = None
+            self._present_pending = True
+            self._wake.set()
+        return None
+
     def snapshot_rgb(self) -> Rgb:
         """What is on screen now: (height, width, 3) uint8."""
         return self._painter.snapshot()[1]
@@ -484,6 +511,9 @@ class Compositor:
     async def _present(self) -> None:
         display = self._display
         if display is None or not self._display_ok:
+            return
+        if self._card is not None:
+            self._present_pending = True  # the scene goes up once the card comes down
             return
         try:
             await display.show(self._painter.canvas)

@@ -242,6 +242,12 @@ def _home(b: _Builder, scene: Scene) -> None:
         b.text(0.41, 36, "Connecting to the session server…", dot=theme.AMBER)
     if home.warning:
         b.text(0.08, 24, home.warning[:120], colour=theme.AMBER)
+    if home.selftest:
+        colour = theme.SOFT_TEXT if home.selftest_ok else theme.AMBER
+        dot = theme.GREEN if home.selftest_ok else theme.AMBER
+        b.text(0.465, 22, home.selftest[:120], colour=colour, dot=dot)
+    if home.server_note:
+        b.text(0.365, 20, home.server_note[:120], colour=theme.SOFT_TEXT)
     if home.api_token:
         b.text(0.5, 28, f"API token: {home.api_token}", colour=theme.AMBER)
     elif home.token_hint:

@@ -51,6 +51,11 @@ class HomeInfo:
     token_hint: str | None = None
     # A problem the operator must fix (REST config overrides that did not load...).
     warning: str | None = None
+    # The hardware self-test's outcome in a line, and whether every check passed.
+    selftest: str | None = None
+    selftest_ok: bool = True
+    # Where the kit's session server came from when it was found on the LAN.
+    server_note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from appliance.audio.engines import Processed
+from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import level_needed
 from appliance.media.levels import LevelMeter
 from appliance.media.outgoing import OutgoingVideo
@@ -60,7 +61,9 @@ class LocalMedia:
         warn: Warn,
         on_camera_change: Callable[[bool], None] = lambda ok: None,
         processing: CaptureProcessing | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
+        self._counters = counters if counters is not None else MediaCounters()
         self._cameras = cameras
         self._microphone = microphone
         self._processing = processing
@@ -128,7 +131,7 @@ class LocalMedia:
         """A new peer's video: the peer tells it the negotiated codec (``use_codec``) and
         passes on key frame requests (``keyframe_requested``)."""
         self._video_tracks = [t for t in self._video_tracks if t.readyState == "live"]
-        track = OutgoingVideo(self.request_keyframe)
+        track = OutgoingVideo(self.request_keyframe, self._counters)
         track.set_camera_packets(self._camera_packets)
         track.set_stream_level(self._stream_level())
         self._video_tracks.append(track)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiortc import RTCIceServer
 
 from appliance.media.backend import OnFailed, OnTrack
+from appliance.media.counters import MediaCounters
 from appliance.media.local import LocalMedia, Warn
 from appliance.media.peer import Health, LinkStats, Peer
 from appliance.signaling.messages import Candidate, Description, SignalIn, SignalOut
@@ -45,8 +46,10 @@ class MeshMedia:
         warn: Warn,
         ice_servers: list[RTCIceServer],
         video_codec: str | None,
+        counters: MediaCounters | None = None,
     ) -> None:
         self._me = me
+        self._counters = counters if counters is not None else MediaCounters()
         self._local = local
         self._send = send
         self._can_signal = can_signal
@@ -168,6 +171,7 @@ class MeshMedia:
             ice_servers=list(self._ice_servers),
             video_codec=self._video_codec,
             video=video,
+            counters=self._counters,
         )
         self.peers[uid] = peer
         return peer

@@ -24,6 +24,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import declared_level, relabel_sps, sps_level
 
 H264 = "video/h264"
@@ -43,9 +44,14 @@ class OutgoingVideo(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, request_keyframe: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        request_keyframe: Callable[[], None],
+        counters: MediaCounters | None = None,
+    ) -> None:
         super().__init__()
         self._request_keyframe = request_keyframe
+        self._counters = counters if counters is not None else MediaCounters()
         self._codec: str | None = None  # the sender's codec, once it has started
         self._camera_packets = False  # the camera in use gives H.264 packets
         self._peer_level: int | None = None  # the H.264 level the peer can receive
@@ -116,6 +122,7 @@ class OutgoingVideo(MediaStreamTrack):
         self._queue.append(frame)
         while len(self._queue) > FRAME_QUEUE:
             self._queue.popleft()
+            self._counters.frames_dropped += 1
         self._wake()
 
     def push_packet(self, packet: av.Packet[Any]) -> None:
@@ -126,6 +133,7 @@ class OutgoingVideo(MediaStreamTrack):
                 return
             self._awaiting_keyframe = False
         if len(self._queue) >= PACKET_QUEUE:  # the sender stalled: start again from a key frame
+            self._counters.frames_dropped += len(self._queue)
             self._queue.clear()
             self._awaiting_keyframe = True
             self._ask_for_keyframe()

@@ -41,6 +41,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import follow_sender
@@ -71,6 +72,8 @@ class LinkStats:
     packets_received: int  # everything that arrived: RTP, RTCP
     packets_lost: int  # RTP packets the far side sent that never arrived
     last_received: float | None  # loop time of the last packet, if any
+    bitrate_in: float = 0.0  # bits a second arriving, over the last check's interval
+    bitrate_out: float = 0.0  # bits a second leaving
 
 
 @dataclass
@@ -79,6 +82,8 @@ class _Counters:
 
     received: int = 0
     lost: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
 
 
 class Peer:
@@ -95,8 +100,12 @@ class Peer:
         ice_servers: list[RTCIceServer] | None = None,
         video_codec: str | None = None,
         video: bool = False,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.uid = uid
+        self._totals = counters if counters is not None else MediaCounters()
+        self._bitrates = (0.0, 0.0)  # (in, out) over the last check's interval
+        self._checked_at: float | None = None
         self.offerer = offerer  # we made (or will make) the current connection's offer
         self._me = me
         self._local = local
@@ -135,6 +144,8 @@ class Peer:
             packets_received=self._earlier.received + self._counters.received,
             packets_lost=self._earlier.lost + self._counters.lost,
             last_received=self._last_received,
+            bitrate_in=self._bitrates[0],
+            bitrate_out=self._bitrates[1],
         )
 
     def silent_for(self, now: float) -> float:
@@ -198,6 +209,7 @@ class Peer:
                 return  # replaced meanwhile (the far side's offer): judge it next time
             if counters.received > self._counters.received:
                 self._last_received = now
+            self._count_bytes(counters, now)
             self._counters = counters
         receiving = (
             pc is not None
@@ -209,6 +221,7 @@ class Peer:
         if receiving:
             if self._carried is not None and self._carried != self.generation:
                 self.restarts += 1  # a new connection carries the media now
+                self._totals.ice_restarts += 1
             self._carried = self.generation
             self._deadline = now + _attempt_timeout()
             self._set_health(Health.CONNECTED)
@@ -223,6 +236,17 @@ class Peer:
             self._deadline = min(self._deadline, now)
         if now >= self._deadline and can_signal:
             await self.restart(unless_replaced_since=self.generation)
+
+    def _count_bytes(self, counters: _Counters, now: float) -> None:
+        """Adds what the current connection carried since the last check to the kit's
+        totals, and sets the bitrates over that interval."""
+        received = max(0, counters.bytes_received - self._counters.bytes_received)
+        sent = max(0, counters.bytes_sent - self._counters.bytes_sent)
+        self._totals.bytes_received += received
+        self._totals.bytes_sent += sent
+        last, self._checked_at = self._checked_at, now
+        if last is not None and now > last:
+            self._bitrates = (received * 8 / (now - last), sent * 8 / (now - last))
 
     async def restart(self, *, unless_replaced_since: int | None = None) -> None:
         """Replace the connection with a fresh one and offer it (an ICE restart); not if
@@ -413,6 +437,8 @@ async def _read_counters(pc: RTCPeerConnection) -> _Counters:
     for stats in report.values():
         if stats.type == "transport":
             counters.received += stats.packetsReceived
+            counters.bytes_received += stats.bytesReceived
+            counters.bytes_sent += stats.bytesSent
         elif stats.type == "inbound-rtp":
             counters.lost += max(0, stats.packetsLost)
     return counters

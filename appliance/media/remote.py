@@ -18,6 +18,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from appliance.audio.limiter import SoftLimiter
+from appliance.media.counters import MediaCounters
 from appliance.media.levels import LevelMeter
 from appliance.media.local import pcm_of
 from appliance.media.view import View
@@ -66,8 +67,13 @@ class JitterBuffer:
     for the jitter measured. ``trimmed`` counts the samples dropped that way, ``underruns``
     the takes that found too little."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        counters: MediaCounters | None = None,
+    ) -> None:
         self._clock = clock
+        self._counters = counters if counters is not None else MediaCounters()
         self._chunks: deque[tuple[Pcm, float]] = deque()  # samples, when they arrived
         self._size = 0
         self._playing = False
@@ -119,6 +125,7 @@ class JitterBuffer:
         if self._size < n:
             self._playing = False  # underflow: play silence and build up again
             self.underruns += 1
+            self._counters.audio_underruns += 1
             return None
         now = self._clock()
         out = np.empty(n, dtype=np.int16)
@@ -183,7 +190,9 @@ class AudioMixer:
         self,
         on_output_failed: Callable[[AudioOutput, AudioError], None],
         playback: PlaybackHook | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
+        self._counters = counters if counters is not None else MediaCounters()
         self._sources: dict[str, JitterBuffer] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._output: AudioOutput | None = None
@@ -218,7 +227,7 @@ class AudioMixer:
 
     def add_track(self, uid: str, track: MediaStreamTrack) -> None:
         self.remove(uid)
-        self._sources[uid] = JitterBuffer()
+        self._sources[uid] = JitterBuffer(counters=self._counters)
         self.levels[uid] = LevelMeter()
         self._readers[uid] = asyncio.create_task(self._read(uid, track), name=f"audio {uid}")
 
@@ -301,8 +310,9 @@ def _position(frame: av.AudioFrame) -> int | None:
 class RemoteVideo:
     """Reads each participant's video track and hands decoded frames to the view."""
 
-    def __init__(self, view: View | None) -> None:
+    def __init__(self, view: View | None, counters: MediaCounters | None = None) -> None:
         self._view = view
+        self._counters = counters if counters is not None else MediaCounters()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self.latest: dict[str, av.VideoFrame] = {}
         self.frames: dict[str, int] = {}
@@ -338,5 +348,6 @@ class RemoteVideo:
                 continue
             self.latest[uid] = frame
             self.frames[uid] = self.frames.get(uid, 0) + 1
+            self._counters.frames_decoded += 1
             if self._view is not None:
                 self._view.show_video(uid, frame)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
 from appliance.httperrors import json_errors as shared_json_errors
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
+from appliance.server.joins import JoinRequestBody, JoinRequests
+from appliance.server.metrics import ServerMetrics
 from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens
 from appliance.signaling.messages import UID_PATTERN, SessionId, Uid
@@ -65,6 +69,10 @@ class Server(Protocol):
     def tokens(self) -> CallTokens: ...
     @property
     def connections(self) -> ConnectionRegistry: ...
+    @property
+    def joins(self) -> JoinRequests: ...
+    @property
+    def metrics(self) -> ServerMetrics: ...
 
     async def create_user(
         self,
@@ -96,6 +104,12 @@ class HttpApi:
             web.post("/v1/admin/users/{uid}/token", self.reset_token),
             web.post("/v1/tokens", self.create_token),
             web.get("/v1/calls", self.calls),
+            web.get("/metrics", self.metrics),
+            web.post("/v1/join-requests", self.file_join_request),
+            web.get("/v1/join-requests", self.join_requests),
+            web.get("/v1/join-requests/{id}", self.poll_join_request),
+            web.post("/v1/join-requests/{id}/approve", self.approve_join_request),
+            web.post("/v1/join-requests/{id}/reject", self.reject_join_request),
         ]
 
     async def health(self, request: web.Request) -> web.Response:
@@ -105,6 +119,48 @@ class HttpApi:
         given = _bearer(request)
         if not hmac.compare_digest(given.encode(), self._server.admin_key.encode()):
             raise ServerError("forbidden", f"{what} needs the admin key", status=403)
+
+    # --- kits asking to join (appliance.server.joins) -------------------------------------
+
+    async def file_join_request(self, request: web.Request) -> web.Response:
+        body = await _body(request, JoinRequestBody)
+        if await self._server.store.user(body.uid) is not None:
+            raise ServerError("user-exists", f"{body.uid} is a user already", status=409)
+        filed = self._server.joins.file(body, request.remote or "unknown")
+        return web.json_response(
+            {"id": filed.id, "secret": filed.secret, "status": filed.status}, status=202
+        )
+
+    async def join_requests(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "listing join requests")
+        return web.json_response({"requests": [r.public() for r in self._server.joins.pending()]})
+
+    async def poll_join_request(self, request: web.Request) -> web.Response:
+        filed = self._server.joins.poll(_request_id(request), _bearer(request))
+        reply: dict[str, object] = {"id": filed.id, "status": filed.status}
+        if filed.status == "approved":
+            reply["auth_token"] = filed.auth_token
+        return web.json_response(reply)
+
+    async def approve_join_request(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "approving a kit")
+        filed = self._server.joins.decided(_request_id(request))
+        filed.auth_token = await self._server.create_user(filed.uid, filed.name)
+        filed.status = "approved"
+        return web.json_response(filed.public())
+
+    async def reject_join_request(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "rejecting a kit")
+        filed = self._server.joins.decided(_request_id(request))
+        filed.status = "rejected"
+        return web.json_response(filed.public())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus' text format; needs the admin key (a kit that embeds the server
+        serves the same figures on its own API, behind the API token)."""
+        self._require_admin(request, "metrics")
+        body = generate_latest(self._server.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def add_user(self, request: web.Request) -> web.Response:
         self._require_admin(request, "creating users")
@@ -190,6 +246,13 @@ def _path_uid(request: web.Request) -> str:
             "bad-request", "uid: 1-64 letters, digits and _ . @ - only", status=422
         )
     return uid
+
+
+def _request_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not re.fullmatch(r"[0-9]{1,12}", text):
+        raise ServerError("bad-request", "id: expected a request number", status=422)
+    return int(text)
 
 
 def _bearer(request: web.Request) -> str:

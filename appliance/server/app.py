@@ -23,6 +23,8 @@ from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
 from appliance.server.janus.pool import JanusPool
 from appliance.server.janus.rooms import JanusRooms
+from appliance.server.joins import JoinRequests
+from appliance.server.metrics import ServerMetrics
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
@@ -51,7 +53,9 @@ class SessionServer:
         self.tls = tls  # https and wss when set (appliance.tls.server_tls)
         self.store = Store(database)
         self.tokens = CallTokens(config.token_ttl)
-        self.connections = ConnectionRegistry()
+        self.metrics = ServerMetrics(self)
+        self.joins = JoinRequests()  # kits that found the server on the LAN and asked in
+        self.connections = ConnectionRegistry(on_relayed=self.metrics.observer())
         self.rooms = Rooms(
             self.tokens,
             grace=config.reconnect_grace,
@@ -160,6 +164,21 @@ class SessionServer:
         await self.store.close()
         self._url = None
         log.info("session server stopped")
+
+    # --- figures for GET /metrics ----------------------------------------------------------
+
+    def live_sessions(self) -> int:
+        return len(self.rooms)
+
+    def live_connections(self) -> int:
+        return len(self.connections)
+
+    def refusals(self) -> dict[str, int]:
+        refused = dict(self._signaling.refused)
+        if self.guard is not None:
+            refused["per-address"] = self.guard.refused
+            refused["header-timeout"] = self.guard.timed_out
+        return refused
 
     async def create_user(
         self,

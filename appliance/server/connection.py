@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import WSCloseCode, web
 
@@ -28,12 +28,23 @@ MAX_OUTBOX_BYTES = 4 << 20  # a few dozen full-size SDPs
 FLUSH_TIMEOUT = 2.0  # how long a connection being closed may take to send what is queued
 
 
+OnRelayed = Callable[[float], None]  # seconds from a signal's arrival to its delivery
+
+
 class Connection:
-    def __init__(self, connection_id: int, ws: web.WebSocketResponse, user: User) -> None:
+    def __init__(
+        self,
+        connection_id: int,
+        ws: web.WebSocketResponse,
+        user: User,
+        on_relayed: OnRelayed | None = None,
+    ) -> None:
         self.id = connection_id
         self.ws = ws
         self.user = user
-        self._outbox: deque[str] = deque()
+        self._on_relayed = on_relayed
+        # (text, loop time a relayed signal arrived at the server, or None)
+        self._outbox: deque[tuple[str, float | None]] = deque()
         self._outbox_bytes = 0
         self._ready = asyncio.Event()
         self._overflowed = False
@@ -48,7 +59,9 @@ class Connection:
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.uid}>"
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message, *, relayed_since: float | None = None) -> None:
+        """Queue ``message``; ``relayed_since``: the loop time the signal it relays arrived,
+        so the relay latency is measured once it is written to the socket."""
         if self._overflowed or self._close_after is not None:
             return
         text = dump(message)
@@ -67,7 +80,7 @@ class Connection:
                 self._writer.cancel()
                 self._writer = asyncio.create_task(self._cut_off(), name=f"ws-cut-{self.id}")
             return
-        self._outbox.append(text)
+        self._outbox.append((text, relayed_since))
         self._outbox_bytes += len(text)
         self._ready.set()
 
@@ -103,12 +116,15 @@ class Connection:
                 await self._ready.wait()
                 self._ready.clear()
                 while self._outbox:
-                    text = self._outbox.popleft()
+                    text, relayed_since = self._outbox.popleft()
                     self._outbox_bytes -= len(text)
                     try:
                         await self.ws.send_str(text)
                     except (ConnectionError, RuntimeError):
                         return  # the reader side notices the close and cleans up
+                    if relayed_since is not None and self._on_relayed is not None:
+                        now = asyncio.get_running_loop().time()
+                        self._on_relayed(max(0.0, now - relayed_since))
                 if self._close_after is not None:
                     code, reason = self._close_after
                     await self.ws.close(code=code, message=reason)
@@ -129,7 +145,8 @@ LEFT_PRUNE_AT = 256
 class ConnectionRegistry:
     """Every authenticated connection, by user (a user may have several)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_relayed: OnRelayed | None = None) -> None:
+        self._on_relayed = on_relayed
         self._by_uid: dict[str, dict[int, Connection]] = {}
         self._ids = itertools.count(1)
         self._count = 0
@@ -141,7 +158,7 @@ class ConnectionRegistry:
         return self._count
 
     def add(self, ws: web.WebSocketResponse, user: User) -> Connection:
-        connection = Connection(next(self._ids), ws, user)
+        connection = Connection(next(self._ids), ws, user, self._on_relayed)
         self._by_uid.setdefault(user.uid, {})[connection.id] = connection
         self._left.pop(user.uid, None)
         self._count += 1

@@ -80,6 +80,10 @@ class Rooms:
 
     # --- queries -------------------------------------------------------------------------
 
+    def __len__(self) -> int:
+        """Sessions with someone in them (or reconnecting to them)."""
+        return len(self._sessions)
+
     def is_live(self, session_id: str) -> bool:
         return session_id in self._sessions
 
@@ -189,7 +193,11 @@ class Rooms:
         if self._sessions.get(session.id) is session and session.members.get(uid) is member:
             self._remove(session, uid, "disconnected")
 
-    def relay(self, connection: Connection, request: SignalOut) -> None:
+    def relay(
+        self, connection: Connection, request: SignalOut, arrived: float | None = None
+    ) -> None:
+        """Pass a signal on to its target; ``arrived``: when it reached the server (loop
+        time), for the relay latency metric."""
         if request.description is None and request.candidate is None:
             raise BadMessage("description, candidate: a signal needs at least one of them")
         session, _ = self._membership(connection)
@@ -207,7 +215,8 @@ class Rooms:
                         "description": request.description,
                         "candidate": request.candidate,
                     }
-                )
+                ),
+                relayed_since=arrived,
             )
 
     def update_state(self, connection: Connection, patch: StatePatch) -> None:

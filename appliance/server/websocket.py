@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -75,6 +76,9 @@ class SignalingEndpoint:
         self._sockets: set[web.WebSocketResponse] = set()
         self._limits = limits or ServerLimits()
         self._slots = SignInSlots(self._limits)  # sockets that have not said hello yet
+        # Signaling connections refused, by why: "busy" (sign-in slots or connections full),
+        # "not-signed-in" (no valid hello). For GET /metrics.
+        self.refused: Counter[str] = Counter()
 
     async def close_all(self) -> None:
         sockets = list(self._sockets)
@@ -95,16 +99,20 @@ class SignalingEndpoint:
             address = request.remote or "unknown"
             refusal = self._slots.take(address)
             if refusal is not None:
+                self.refused["busy"] += 1
                 await _turn_away(ws, refusal)
                 return ws
             try:
                 greeting = await self._greet(ws)
             finally:
                 self._slots.give_back(address)
-            if greeting is not None:
+            if greeting is None:
+                self.refused["not-signed-in"] += 1
+            else:
                 self._slots.signed_in(address)
                 user, hello_id = greeting
                 if len(self._connections) >= self._limits.connections:
+                    self.refused["busy"] += 1
                     await _turn_away(ws, "the session server is full; try again later", hello_id)
                     return ws
                 await self._serve(ws, user, hello_id)
@@ -211,13 +219,14 @@ class SignalingEndpoint:
         return False
 
     async def _answer(self, connection: Connection, text: str) -> None:
+        arrived = asyncio.get_running_loop().time()
         try:
             request = parse_frame(text)
         except MalformedFrame as err:
             connection.send(Error(id=err.request_id, code=err.code, message=err.message))
             return
         try:
-            reply = await self._dispatch(connection, request)
+            reply = await self._dispatch(connection, request, arrived)
         except ServerError as err:
             connection.send(Error(id=request.id, code=err.code, message=err.message))
             return
@@ -228,7 +237,9 @@ class SignalingEndpoint:
         if request.id is not None:  # without an id, success is silent
             connection.send((reply or Ack()).model_copy(update={"id": request.id}))
 
-    async def _dispatch(self, connection: Connection, request: ClientMessage) -> Reply | None:
+    async def _dispatch(
+        self, connection: Connection, request: ClientMessage, arrived: float | None = None
+    ) -> Reply | None:
         guest = connection.user.session_id
         if guest is not None and isinstance(request, CallInitiate | CallAction):
             raise ServerError("guest-forbidden", "a guest may not ring anyone or answer calls")
@@ -245,7 +256,7 @@ class SignalingEndpoint:
             case Leave():
                 self._rooms.leave(connection)
             case SignalOut():
-                self._rooms.relay(connection, request)
+                self._rooms.relay(connection, request, arrived)
             case UpdateState():
                 self._rooms.update_state(connection, request.state)
             case SwitchToVideo():

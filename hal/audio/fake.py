@@ -30,7 +30,10 @@ class FakeMicrophone:
     """Captures a continuous sine, 20 ms per ``read()``, paced in real time.
 
     Scripting: ``set_tone(hz)``; ``fail()`` makes it vanish (reads and opens raise AudioError)
-    until ``restore()``. Records: ``opens``, ``closes``, ``frames_read``, ``overruns``."""
+    until ``restore()``; ``hear(output, delay_s, gain_db)`` puts it in a room with a fake
+    output: what that output plays comes back into the capture ``delay_s`` later at
+    ``gain_db`` (the echo path of a speakerphone; by default there is none).
+    Records: ``opens``, ``closes``, ``frames_read``, ``overruns``."""
 
     def __init__(self, tone_hz: float, *, level_dbfs: float = -10.0) -> None:
         self._generator = ToneGenerator(tone_hz, level_dbfs=level_dbfs)
@@ -39,6 +42,51 @@ class FakeMicrophone:
         self.frames_read = 0
         self._failed = False
         self._pacer: Pacer | None = None
+        self._echo: list[Pcm] = []  # what the room carries back, oldest first
+        self._echo_samples = 0
+        self._echo_gain = 0.0
+        self._echo_delay = 0
+
+    def hear(
+        self, output: FakeAudioOutput, *, delay_s: float = 0.03, gain_db: float = -6.0
+    ) -> None:
+        """Capture what ``output`` plays, ``delay_s`` later and ``gain_db`` louder."""
+        self._echo_gain = 10 ** (gain_db / 20)
+        self._echo_delay = round(delay_s * SAMPLE_RATE)
+        output.on_played(self._carry)
+
+    @property
+    def echo_path(self) -> bool:
+        """Whether it hears any output (``hear``); a kit's self-test needs it to."""
+        return self._echo_delay > 0 or self._echo_gain > 0
+
+    def _carry(self, pcm: Pcm) -> None:
+        if not self.is_open:
+            return  # nobody listening: the room's sound is gone
+        if not self._echo:  # the path was quiet: the sound takes delay_s to arrive
+            self._echo.append(np.zeros(self._echo_delay, dtype=np.int16))
+            self._echo_samples += self._echo_delay
+        self._echo.append(pcm.copy())
+        self._echo_samples += len(pcm)
+        while self._echo_samples > SAMPLE_RATE and self._echo:  # at most a second in the air
+            self._echo_samples -= len(self._echo.pop(0))
+
+    def _heard(self, count: int) -> Pcm | None:
+        if not self._echo:
+            return None
+        out = np.zeros(count, dtype=np.int16)
+        filled = 0
+        while filled < count and self._echo:
+            chunk = self._echo[0]
+            used = min(len(chunk), count - filled)
+            out[filled : filled + used] = chunk[:used]
+            filled += used
+            self._echo_samples -= used
+            if used == len(chunk):
+                self._echo.pop(0)
+            else:
+                self._echo[0] = chunk[used:]
+        return out
 
     @property
     def tone_hz(self) -> float:
@@ -81,17 +129,27 @@ class FakeMicrophone:
         if pacer is not self._pacer:
             raise AudioError("microphone", "closed while reading")
         self.frames_read += 1
-        return self._generator.next(FRAME_SAMPLES)
+        pcm = self._generator.next(FRAME_SAMPLES)
+        echo = self._heard(FRAME_SAMPLES)
+        if echo is None:
+            return pcm
+        mixed = pcm.astype(np.int32) + np.rint(echo * self._echo_gain).astype(np.int32)
+        out: Pcm = np.clip(mixed, -32768, 32767).astype(np.int16)
+        return out
 
     async def close(self) -> None:
         if self.is_open:
             self.closes += 1
         self._pacer = None
+        self._echo.clear()
+        self._echo_samples = 0
 
     def fail(self) -> None:
         """The device vanishes (USB microphone pulled): released at once."""
         self._failed = True
         self._pacer = None
+        self._echo.clear()
+        self._echo_samples = 0
 
     def restore(self) -> None:
         """The device is back; it must be opened again."""
@@ -148,6 +206,7 @@ class FakeAudioOutput:
         self.needs_presence = route is Route.BLUETOOTH if needs_presence is None else needs_presence
         self._recorder = PcmRecorder(round(keep_seconds * SAMPLE_RATE))
         self._presence_callbacks: CallbackList[bool] = CallbackList()
+        self._played_callbacks: CallbackList[Pcm] = CallbackList()
         self._open = False
         self._failed = False
         self.opens = 0
@@ -181,6 +240,10 @@ class FakeAudioOutput:
     def on_presence_changed(self, callback: Callable[[bool], None]) -> Callable[[], None]:
         return self._presence_callbacks.add(callback)
 
+    def on_played(self, callback: Callable[[Pcm], None]) -> Callable[[], None]:
+        """Call ``callback(pcm)`` with everything written from now on (a fake room)."""
+        return self._played_callbacks.add(callback)
+
     def set_present(self, present: bool) -> None:
         if present != self._present:
             self._present = present
@@ -209,6 +272,8 @@ class FakeAudioOutput:
             raise AudioError(self._device(), "not open")
         self._recorder.append(pcm)
         self.writes += 1
+        if len(self._played_callbacks):
+            self._played_callbacks.fire(pcm.copy())  # the caller may reuse its buffer
 
     def recent(self, seconds: float) -> Pcm:
         """A copy of the last ``seconds`` played (less if less was played)."""
@@ -232,12 +297,18 @@ def create(config: HalConfig, kit: KitIdentity) -> AudioDevices:
     speaker and earpiece present, headphones unplugged, Bluetooth absent until a headset
     connects (the registry ties it to the Bluetooth manager)."""
     tone_hz = config.audio.fake_tone_hz or kit_tone_hz(kit.uid)
-    return AudioDevices(
-        microphone=FakeMicrophone(tone_hz),
-        outputs={
-            Route.SPEAKER: FakeAudioOutput(Route.SPEAKER, present=True),
-            Route.EARPIECE: FakeAudioOutput(Route.EARPIECE, present=True),
-            Route.HEADPHONES: FakeAudioOutput(Route.HEADPHONES, present=False),
-            Route.BLUETOOTH: FakeAudioOutput(Route.BLUETOOTH, present=False),
-        },
-    )
+    microphone = FakeMicrophone(tone_hz)
+    outputs = {
+        Route.SPEAKER: FakeAudioOutput(Route.SPEAKER, present=True),
+        Route.EARPIECE: FakeAudioOutput(Route.EARPIECE, present=True),
+        Route.HEADPHONES: FakeAudioOutput(Route.HEADPHONES, present=False),
+        Route.BLUETOOTH: FakeAudioOutput(Route.BLUETOOTH, present=False),
+    }
+    if config.audio.fake_echo_db is not None:  # a speakerphone: the mic hears the speaker
+        for route in (Route.SPEAKER, Route.EARPIECE):
+            microphone.hear(
+                outputs[route],
+                delay_s=config.audio.fake_echo_ms / 1000,
+                gain_db=config.audio.fake_echo_db,
+            )
+    return AudioDevices(microphone=microphone, outputs=dict(outputs))

@@ -32,6 +32,10 @@ class Bluetooth(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def powered(self) -> bool:
+        """Whether the adapter is powered now (the boot self-test asks); raises
+        BluetoothError when it cannot tell."""
+
     async def devices(self) -> list[BluetoothDevice]: ...
 
     async def connect(self, address: str) -> None: ...

@@ -24,7 +24,8 @@ class FakeBluetooth:
     """Implements the ``Bluetooth`` protocol over devices a test scripts.
 
     Scripting: ``add_device(address, name, audio=True, paired=True)`` (a device in range, not
-    connected), ``device_connects(address)`` (it connects by itself, as a headset does when
+    connected), ``adapter_powered = False`` (the adapter will not power on),
+    ``device_connects(address)`` (it connects by itself, as a headset does when
     switched on), ``device_leaves(address)`` (it walks out of range and drops).
     Records: ``connects`` and ``disconnects`` (addresses asked for), ``starts``, ``stops``.
     Change callbacks run on the event loop."""
@@ -33,6 +34,7 @@ class FakeBluetooth:
         self._known: dict[str, _Known] = {}
         self._callbacks: CallbackList[BluetoothDevice] = CallbackList()
         self.started = False
+        self.adapter_powered = True  # scripting: False is an adapter that stays off
         self.starts = 0
         self.stops = 0
         self.connects: list[str] = []
@@ -54,6 +56,10 @@ class FakeBluetooth:
     async def devices(self) -> list[BluetoothDevice]:
         self._require_started()
         return self.known_devices
+
+    async def powered(self) -> bool:
+        self._require_started()
+        return self.adapter_powered
 
     async def connect(self, address: str) -> None:
         self._require_started()

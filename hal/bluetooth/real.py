@@ -146,6 +146,21 @@ class BluezBluetooth:
         self._require_started()
         return list(self._devices.values())
 
+    async def powered(self) -> bool:
+        """BlueZ's Adapter1.Powered, read on a worker thread."""
+        self._require_started()
+        bus, path = self._bus, self.adapter_path
+        if bus is None or path is None:
+            return False
+
+        def read() -> bool:
+            return bool(bus.get(BLUEZ, path)[ADAPTER].Powered)
+
+        try:
+            return await asyncio.to_thread(read)
+        except Exception as exc:  # GLib.Error: BlueZ gone, adapter removed
+            raise BluetoothError("bluetooth", f"adapter: {_dbus_message(exc)}") from exc
+
     async def connect(self, address: str) -> None:
         address = self._check(address)
         device = self._devices.get(address)

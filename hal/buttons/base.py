@@ -39,4 +39,11 @@ class Buttons(Protocol):
 
     def led_state(self, led: LedName) -> LedState: ...
 
+    def pressed(self) -> dict[ButtonName, bool]:
+        """Each button's line as it reads now (True: held down). A quick read of the
+        pins; the self-test calls it on a worker thread."""
+
+    def leds(self) -> list[LedName]:
+        """The LEDs this kit has wired (a pin configured for them)."""
+
     def close(self) -> None: ...

@@ -10,6 +10,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from hal.buttons.base import ButtonName, LedName, LedState
 from hal.buttons.gpio import GpioButtons
 from hal.config import ButtonsConfig, HalConfig
+from hal.errors import HardwareError
 from hal.kit import KitIdentity
 
 FAKE_BLINK_PERIOD_S = 0.2  # quicker than real LEDs, so tests see a blink in a fraction of a second
@@ -37,7 +38,9 @@ class FakePin(MockPin):  # type: ignore[misc]
 class FakeButtons(GpioButtons):
     """``GpioButtons`` on a private ``MockFactory``. ``press(name)`` is a short press,
     ``await long_press(name)`` holds past ``long_press_s``; ``down``/``up`` drive a pin by
-    hand. ``observed_led`` reads an LED back from its mock pin, blinking included."""
+    hand (a button left ``down`` is a stuck one). ``observed_led`` reads an LED back from its
+    mock pin, blinking included. Scripting: ``broken_leds.add(led)`` makes setting that LED
+    raise HardwareError (its pin gone)."""
 
     def __init__(
         self, config: ButtonsConfig, *, blink_period_s: float = FAKE_BLINK_PERIOD_S
@@ -46,6 +49,14 @@ class FakeButtons(GpioButtons):
         self.pin_factory = MockFactory(pin_class=FakePin)
         super().__init__(config, self.pin_factory, blink_period_s=blink_period_s)
         self._blink_period = blink_period_s
+        self.broken_leds: set[LedName] = set()
+        self.led_changes: list[tuple[LedName, LedState]] = []  # every set_led, in order
+
+    def set_led(self, led: LedName, state: LedState) -> None:
+        if led in self.broken_leds:
+            raise HardwareError("buttons", f"LED {led.value}: its GPIO line is gone")
+        self.led_changes.append((led, state))
+        super().set_led(led, state)
 
     def _pin(self, number: int) -> FakePin:
         pin = self.pin_factory.pin(number)  # the very pin object the device uses

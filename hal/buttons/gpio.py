@@ -136,6 +136,17 @@ class GpioButtons:
     def led_state(self, led: LedName) -> LedState:
         return self._led_states[led]
 
+    def pressed(self) -> dict[ButtonName, bool]:
+        if self._closed:
+            raise HardwareError("buttons", "closed")
+        try:
+            return {name: bool(button.is_pressed) for name, button in self._buttons.items()}
+        except Exception as exc:  # gpiozero's errors: the chip went away
+            raise HardwareError("buttons", f"cannot read the GPIO lines: {exc}") from exc
+
+    def leds(self) -> list[LedName]:
+        return list(self._leds)
+
     def close(self) -> None:
         self._closed = True
         for device in (*self._buttons.values(), *self._leds.values()):

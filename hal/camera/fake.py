@@ -33,8 +33,10 @@ class FakeCamera:
 
     Scripting: ``fail()`` makes the camera vanish (the next ``read()`` raises CameraError and
     ``open()`` does too) until ``restore()``; ``close_error`` set makes ``close()`` raise it
-    (a driver that errors on release, as a pulled USB camera's can). Records: ``opens``
-    (formats), ``closes``, ``frames_produced``, ``dropped_frames``, ``keyframe_requests``."""
+    (a driver that errors on release, as a pulled USB camera's can); ``covered = True`` gives
+    black frames (a lens cap); ``stalled = True`` opens but delivers no frames (a sensor that
+    hangs). Records: ``opens`` (formats), ``closes``, ``frames_produced``,
+    ``dropped_frames``, ``keyframe_requests``."""
 
     def __init__(
         self,
@@ -56,6 +58,8 @@ class FakeCamera:
         self.keyframe_requests = 0
         self._failed = False
         self.close_error: Exception | None = None
+        self.covered = False
+        self.stalled = False
         self._format: VideoFormat | None = None
         self._pattern: TestPattern | None = None
         self._pacer: Pacer | None = None
@@ -155,13 +159,15 @@ class FakeCamera:
         if self._pacer is None or self._format is None or not self.is_open:
             raise self._error("not open")
         pacer, fps = self._pacer, self._format.fps
+        while self.stalled and pacer is self._pacer and not self._failed:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # a hung sensor: polled, as the knob is a plain flag
         slot = await pacer.next_slot()
         pattern = self._pattern
         if self._failed:
             raise self._error("camera is gone")
         if pattern is None or pacer is not self._pacer:
             raise self._error("closed while reading")
-        frame = pattern.frame(slot)
+        frame = pattern.frame(slot) if not self.covered else _black(pattern.width, pattern.height)
         frame.pts = round(slot * VIDEO_TIME_BASE.denominator / fps)
         frame.time_base = VIDEO_TIME_BASE
         self.frames_produced += 1
@@ -200,6 +206,13 @@ class FakeCamera:
         if self._preview is not None:
             self._preview.fail(self._error("closed"))
             self._preview = None
+
+
+def _black(width: int, height: int) -> av.VideoFrame:
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, value in zip(frame.planes, (16, 128, 128), strict=True):  # video-range black
+        plane.update(bytes([value]) * plane.buffer_size)
+    return frame
 
 
 def create(config: HalConfig, kit: KitIdentity) -> list[FakeCamera]:

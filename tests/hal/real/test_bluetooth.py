@@ -62,6 +62,7 @@ async def test_start_powers_the_adapter_and_reports_every_known_device(
     changes = Changes(manager)
     await manager.start()
     assert bluez.adapter_powered()
+    assert await manager.powered()
     assert manager.adapter_path == "/org/bluez/hci0"
     assert isinstance(manager, Bluetooth)
     headset = await changes.until(HEADSET)
@@ -69,6 +70,15 @@ async def test_start_powers_the_adapter_and_reports_every_known_device(
     assert headset == BluetoothDevice(HEADSET, "Jabra Evolve 65", True, False, True)
     assert phone == BluetoothDevice(PHONE, "Pixel 7", True, False, False)  # no audio sink
     assert sorted(d.address for d in await manager.devices()) == sorted([HEADSET, PHONE])
+
+
+async def test_powered_reads_the_adapter_as_bluez_has_it_now(
+    bluez: BluezMock, manager: BluezBluetooth
+) -> None:
+    await manager.start()
+    assert await manager.powered()
+    bluez.power_off()  # rfkill, or someone with bluetoothctl
+    assert not await manager.powered()
 
 
 async def test_properties_changed_follows_a_headset_that_comes_and_goes(

@@ -26,6 +26,9 @@ async def daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon]]:
         "buttons": {**PINS, "bounce_ms": 40, "long_press_s": 0.4},
     }
     async with host_and_guest(tmp_path, hal=panel) as daemons:
+        for daemon in daemons:  # its LED check blinks every LED once: let it finish
+            assert daemon.boot_selftest is not None
+            await daemon.boot_selftest
         yield daemons
 
 
