@@ -720,7 +720,7 @@ class CallSession:
 
     def media_links(self) -> dict[str, LinkStats]:
         """Per other participant, its mesh connection's figures (none on a media server)."""
-        return self.media.links() if isinstance(self.media, MeshMedia) else {}
+        return self.media.links() if _is_mesh(self.media) else {}
 
     def media_stats(self) -> dict[str, dict[str, Any]]:
         """Per other participant, what arrives from them: for people looking after the
