@@ -232,7 +232,7 @@ def test_temperatures_are_read_from_each_sane_zone(tmp_path: Path) -> None:
 
 def test_a_jitter_buffer_that_runs_dry_counts_an_underrun() -> None:
     counters = MediaCounters()
-    buffer = JitterBuffer(counters)
+    buffer = JitterBuffer(counters=counters)
     for _ in range(10):
         buffer.put(np.zeros(FRAME_SAMPLES, dtype=np.int16))
     while buffer.take(FRAME_SAMPLES) is not None:
