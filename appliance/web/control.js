@@ -4,7 +4,7 @@
 
 const TOKEN_KEY = "callbox.token";
 const $ = (id) => document.getElementById(id);
-const view = { session: null, busy: false, uid: null, kits: null, kitsTimer: null };
+const view = { session: null, busy: false, uid: null, kits: null, lan: [], kitsTimer: null };
 let events = null;
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
@@ -223,6 +223,12 @@ async function loadKits() {
     view.kits = null;
     $("kits-error").textContent = err.message;
   }
+  try {
+    // Kits announced on the LAN (mDNS): what they say of themselves, not verified.
+    view.lan = (await api("GET", "/discovery/kits")).kits;
+  } catch (err) {
+    view.lan = [];
+  }
   renderKits();
   if (!$("app").classList.contains("hidden")) view.kitsTimer = setTimeout(loadKits, 10000);
 }
@@ -231,6 +237,7 @@ function renderKits() {
   const list = $("kits");
   if (!view.kits) { list.replaceChildren(); return; }
   const idle = view.session && view.session.state === "idle";
+  const onLan = new Set(view.lan.map((kit) => kit.uid));
   list.replaceChildren(...view.kits.map((kit) => {
     const item = document.createElement("li");
     item.dataset.uid = kit.uid;
@@ -249,10 +256,41 @@ function renderKits() {
     call.disabled = !kit.online || !idle || view.busy;
     call.title = kit.online ? `Ring ${kit.name}` : `${kit.name} is offline`;
     call.addEventListener("click", () => act("POST", "/calls", { receiver: kit.uid, type: "video" }));
-    item.append(name, state, call);
+    item.append(name, state);
+    if (onLan.has(kit.uid)) {
+      item.dataset.lan = "true";
+      item.append(badge("on the LAN"));
+    }
+    item.append(call);
     return item;
   }));
-  if (!view.kits.length) list.append(hint("No other kits on the session server yet."));
+  // Found on the LAN but unknown to this kit's session server: they cannot be rung from
+  // here (another server), but their own page can be opened.
+  const known = new Set(view.kits.map((kit) => kit.uid));
+  for (const kit of view.lan.filter((k) => !known.has(k.uid))) {
+    const item = document.createElement("li");
+    item.dataset.uid = kit.uid;
+    item.dataset.lan = "true";
+    const name = document.createElement("span");
+    name.className = "grow";
+    name.textContent = kit.name;
+    name.title = `${kit.uid}: announced on the LAN, not on this session server`;
+    const open = document.createElement("a");
+    open.href = kit.api;  // an http(s) URL: the kit checks every announcement
+    open.rel = "noopener noreferrer";
+    open.target = "_blank";
+    open.textContent = "Open";
+    item.append(name, badge("on the LAN"), open);
+    list.append(item);
+  }
+  if (!list.children.length) list.append(hint("No other kits on the session server yet."));
+}
+
+function badge(text) {
+  const span = document.createElement("span");
+  span.className = "badge";
+  span.textContent = text;
+  return span;
 }
 
 // --- live events -------------------------------------------------------------------------

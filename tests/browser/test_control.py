@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.discovery import Discovery
 from tests.api.daemon import TOKEN, api_client, running_daemon
 from tests.browser.chromium import chromium, chromium_path
 from tests.kits import KitFactory
@@ -107,6 +108,52 @@ async def test_the_page_lists_the_kits_calls_one_and_joins_a_session_by_id(
         finally:
             await far_kits.close()
             await asyncio.sleep(0)
+
+
+async def test_kits_found_on_the_lan_are_marked_and_listed(tmp_path: Path) -> None:
+    """With discovery on, a kit of the session server that is also announced on the LAN is
+    marked so; a kit only announced (another server's) is listed with its own page, and no
+    call button."""
+    lan = {"enabled": True, "interfaces": ["127.0.0.1"], "address": "127.0.0.1"}
+    async with (
+        running_daemon(tmp_path, discovery=lan) as kit,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.server is not None
+        await kit.server.create_user("room-b", "Room B")
+        others = Discovery(["127.0.0.1"])
+        try:
+            await others.announce_kit(
+                "room-b", "Room B", "127.0.0.1", "http://127.0.0.1:8081", 8081, None
+            )
+            await others.announce_kit(
+                "porch", "Porch", "127.0.0.1", "http://127.0.0.1:8082", 8082, None
+            )
+            page = await browser.open(kit.api.url + "/")
+            try:
+                await page.type_into("#token", TOKEN)
+                await page.click("#login-form button")
+                await page.wait_for(
+                    "document.querySelectorAll('#kits li[data-lan=\"true\"]').length === 2",
+                    timeout=30,
+                )
+                rows = await page.evaluate(
+                    "[...document.querySelectorAll('#kits li[data-uid]')].map(li => "
+                    "[li.dataset.uid, li.dataset.lan || '', !!li.querySelector('button'), "
+                    "li.querySelector('a') ? li.querySelector('a').href : ''])"
+                )
+                assert rows == [
+                    ["room-b", "true", True, ""],
+                    ["porch", "true", False, "http://127.0.0.1:8082/"],
+                ]
+            except BaseException:
+                await page.screenshot(tmp_path / "page.png")
+                print("page console:", *page.console, sep="\n  ")
+                raise
+            finally:
+                await page.close()
+        finally:
+            await others.close()
 
 
 async def test_settings_of_the_config_file_are_read_only_and_a_bad_address_is_explained(
