@@ -352,18 +352,28 @@ class SelfTest:
 
 
 async def _blink_once(buttons: Buttons, leds: list[LedName]) -> None:
-    """Each LED goes on (off first, if it was on) and back to what it showed."""
+    """Each LED goes on (off first, if it was on) and back to what it showed. An LED that
+    something else set meanwhile (a call ringing in) is left as that set it."""
     before = {led: buttons.led_state(led) for led in leds}
+    ours = dict(before)
+
+    def show(led: LedName, state: LedState) -> None:
+        buttons.set_led(led, state)
+        ours[led] = state
+
     try:
         for led in leds:
             if before[led] != LedState.OFF:
-                buttons.set_led(led, LedState.OFF)
+                show(led, LedState.OFF)
         await asyncio.sleep(LED_ON_SECONDS / 2)
         for led in leds:
-            buttons.set_led(led, LedState.ON)
+            if buttons.led_state(led) == ours[led]:
+                show(led, LedState.ON)
         await asyncio.sleep(LED_ON_SECONDS)
     finally:
         for led in leds:
+            if buttons.led_state(led) != ours[led]:
+                continue  # not ours any more
             with contextlib.suppress(HardwareError):
                 buttons.set_led(led, LedState.OFF)
                 buttons.set_led(led, before[led])
