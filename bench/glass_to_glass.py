@@ -7,10 +7,8 @@ Both use VP8, aiortc's default. Rounds take turns; the median is broken into sta
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
@@ -19,12 +17,12 @@ from aiortc.mediastreams import MediaStreamError
 from appliance.display.compositor import Compositor
 from bench.call_setup import CameraTrack, fake_camera
 from bench.common import Result, Target, median
-from bench.probes import FrameTimes, now, probe_video_link
+from bench.probes import FrameTimes, now, probe_video_link, side_by_side
 from hal.camera.base import VideoFormat
 from hal.camera.fake import VIDEO_TIME_BASE, FakeCamera
 from hal.camera.pattern import read_pattern
 from hal.display.fake import FakeDisplay
-from tests.kits import KitFactory, running_server
+from tests.kits import KitFactory
 
 FORMAT = VideoFormat(640, 480, 30)
 SCREEN = (1280, 720)
@@ -243,17 +241,7 @@ def stage_medians(rounds: list[Frames]) -> tuple[list[float], dict[str, float]]:
 
 async def run(quick: bool) -> Result:
     rounds, seconds = (1, 1.0) if quick else (3, 5.0)
-    ours: list[Frames] = []
-    bare: list[Frames] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        async with running_server(Path(tmp)) as server:
-            kits = KitFactory(server, Path(tmp))
-            try:
-                for n in range(rounds):
-                    bare.append(await bare_round(seconds))
-                    ours.append(await callbox_round(kits, n, seconds))
-            finally:
-                await kits.close()
+    ours, bare = await side_by_side(rounds, seconds, bare_round, callbox_round)
     our_totals, our_stages = stage_medians(ours)
     bare_totals, bare_stages = stage_medians(bare)
     ours_ms, bare_ms = median(our_totals), median(bare_totals)

@@ -7,9 +7,7 @@ see the same machine load; the median is broken into stages (``bench.probes``)."
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, cast
 
 import av
@@ -19,11 +17,11 @@ from aiortc.mediastreams import MediaStreamError
 from appliance.calls import AudioMode
 from appliance.media.local import pcm_of
 from bench.common import Result, Target, median
-from bench.probes import PcmOnsets, Timeline, now, onset_time, probe_audio_link
+from bench.probes import PcmOnsets, Timeline, now, onset_time, probe_audio_link, side_by_side
 from bench.soak import MarkerMicrophone
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from hal.audio.fake import FakeMicrophone
-from tests.kits import Kit, KitFactory, running_server
+from tests.kits import Kit, KitFactory
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE
 MARKER_EVERY = 0.5  # s: 200 ms of silence, a 100 ms burst, then the microphone's tone
@@ -247,17 +245,7 @@ def heaviest(stages: dict[str, float], baseline: dict[str, float] | None = None)
 
 async def run(quick: bool) -> Result:
     rounds, seconds = (1, 1.5) if quick else (4, 8.0)
-    ours: list[Timeline] = []
-    bare: list[Timeline] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        async with running_server(Path(tmp)) as server:
-            kits = KitFactory(server, Path(tmp))
-            try:
-                for n in range(rounds):
-                    bare.append(await bare_round(seconds))
-                    ours.append(await callbox_round(kits, n, seconds))
-            finally:
-                await kits.close()
+    ours, bare = await side_by_side(rounds, seconds, bare_round, callbox_round)
     our_totals, our_stages, our_n = stage_medians(ours)
     bare_totals, bare_stages, bare_n = stage_medians(bare)
     ours_ms, bare_ms = median(our_totals), median(bare_totals)

@@ -15,13 +15,18 @@ without decoding anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from hal.audio.base import SAMPLE_RATE, Pcm
+from tests.kits import KitFactory, running_server
+
+Round = TypeVar("Round")
 
 ONSET = int(32768 * 10 ** (-30 / 20))  # -30 dBFS
 SILENT = int(32768 * 10 ** (-50 / 20))  # below -50 dBFS counts as silence
@@ -247,3 +252,25 @@ def ms(seconds: list[float]) -> list[float]:
 
 def onset_time(at: float, index: int) -> float:
     return at + index / SAMPLE_RATE
+
+
+async def side_by_side(
+    rounds: int,
+    seconds: float,
+    bare_round: Callable[[float], Awaitable[Round]],
+    callbox_round: Callable[[KitFactory, int, float], Awaitable[Round]],
+) -> tuple[list[Round], list[Round]]:
+    """(callbox's rounds, bare aiortc's), taken in turn in one run, so both see the same
+    machine (these machines are noisy)."""
+    ours: list[Round] = []
+    bare: list[Round] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_server(Path(tmp)) as server:
+            kits = KitFactory(server, Path(tmp))
+            try:
+                for n in range(rounds):
+                    bare.append(await bare_round(seconds))
+                    ours.append(await callbox_round(kits, n, seconds))
+            finally:
+                await kits.close()
+    return ours, bare
