@@ -3,8 +3,9 @@ tests; tests that need a VM of their own (the power cut) boot one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,28 @@ def kit_image() -> vm_image.Image:
 def vm(kit_image: vm_image.Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualKit]:
     with booted(kit_image, tmp_path_factory.mktemp("vm")) as kit:
         yield kit
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A failing VM test carries what the guest's callbox was doing: its state, restarts and
+    journal, and the far kit's (a reset connection or a timeout says nothing on its own)."""
+    outcome = yield
+    report = outcome.get_result()
+    kit = getattr(item, "funcargs", {}).get("vm")
+    if not report.failed or not isinstance(kit, VirtualKit):
+        return
+    if not kit.running:
+        report.sections.append(("virtual kit", f"QEMU is not running\n{kit.console_tail()}"))
+        return
+    try:
+        state = kit.run(
+            "systemctl show -P ActiveState,NRestarts,ExecMainStatus callbox.service; uptime",
+            check=False, timeout=60,
+        ).out
+        report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
+        report.sections.append(("virtual kit: far kit", kit.journal("callbox-far", lines=60)))
+    except Exception as error:  # the report must not hide the failure
+        report.sections.append(("virtual kit", f"could not read the guest: {error}"))
