@@ -210,6 +210,7 @@ class Daemon:
                 name=config.kit.name,
                 thermal_dir=self._thermal_dir,
                 server_collectors=self.server.metrics.collectors if self.server else (),
+                audio_xruns=self.hardware.audio_xruns,
             ),
             selftest=self.selftest,
             discovery=self.discovery,

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +130,15 @@ class _KitCollector(Collector):
             "Times a participant's audio ran dry before the mixer needed it",
             counters.audio_underruns,
         )
+        xruns = CounterMetricFamily(
+            "callbox_audio_device_xruns",
+            "Under- and overruns an audio device recovered from (it ran dry or its reader fell"
+            " behind: a stalled process, an overloaded CPU), by device",
+            labels=["device"],
+        )
+        for device, count in sorted(metrics.audio_xruns().items()):
+            xruns.add_metric([device], count)
+        yield xruns
         yield _counter(
             "callbox_ice_restarts",
             "Peer connections replaced by new ones (ICE restarts) that carried media again",
@@ -176,9 +185,11 @@ class KitMetrics:
         name: str,
         thermal_dir: Path = THERMAL_DIR,
         server_collectors: Iterable[Collector] = (),
+        audio_xruns: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.calls = calls
         self.name = name
+        self.audio_xruns = audio_xruns  # read at each scrape (Hardware.audio_xruns)
         self.thermal_dir = thermal_dir
         self.system = SystemReading()
         self.registry = CollectorRegistry()

@@ -96,6 +96,10 @@ class MarkerMicrophone:
         self.sent: list[float] = []
         self._burst = list(tone(MARKER_HZ, level_dbfs=-10, frames=MARKER_BLOCKS))
 
+    @property
+    def xruns(self) -> int:
+        return self._inner.xruns
+
     def mark(self) -> None:
         if not self._script:
             silence = [np.zeros(FRAME_SAMPLES, np.int16)] * SILENT_BLOCKS

@@ -65,6 +65,14 @@ class Hardware:
         default_factory=list, init=False, repr=False
     )
 
+    def audio_xruns(self) -> dict[str, int]:
+        """Under- and overruns each audio device recovered from, by device: ``microphone``
+        and each route's lower-case name (``speaker``, ``headphones``...)."""
+        counts = {route.value.lower(): out.xruns for route, out in self.outputs.items()}
+        if self.microphone is not None:
+            counts["microphone"] = self.microphone.xruns
+        return counts
+
     async def close(self) -> None:
         """Release everything; a device that fails to close is logged and the rest still
         close. Safe to call twice."""

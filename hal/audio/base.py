@@ -46,6 +46,10 @@ class Microphone(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def xruns(self) -> int:
+        """Overruns recovered so far (the reader fell behind the device), over every open."""
+
 
 @runtime_checkable
 class AudioOutput(Protocol):
@@ -66,6 +70,10 @@ class AudioOutput(Protocol):
         """Queue PCM for playback; returns once it is buffered (never blocks the loop)."""
 
     async def close(self) -> None: ...
+
+    @property
+    def xruns(self) -> int:
+        """Underruns recovered so far (the device ran dry), over every open."""
 
 
 @dataclass

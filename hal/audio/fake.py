@@ -33,13 +33,15 @@ class FakeMicrophone:
     until ``restore()``; ``hear(output, delay_s, gain_db)`` puts it in a room with a fake
     output: what that output plays comes back into the capture ``delay_s`` later at
     ``gain_db`` (the echo path of a speakerphone; by default there is none).
-    Records: ``opens``, ``closes``, ``frames_read``, ``overruns``."""
+    Records: ``opens``, ``closes``, ``frames_read``, ``overruns`` (this open's) and ``xruns``
+    (every open's)."""
 
     def __init__(self, tone_hz: float, *, level_dbfs: float = -10.0) -> None:
         self._generator = ToneGenerator(tone_hz, level_dbfs=level_dbfs)
         self.opens = 0
         self.closes = 0
         self.frames_read = 0
+        self._earlier_overruns = 0  # those of the opens before this one
         self._failed = False
         self._pacer: Pacer | None = None
         self._echo: list[Pcm] = []  # what the room carries back, oldest first
@@ -105,6 +107,10 @@ class FakeMicrophone:
         """Frames lost because the reader fell behind the capture buffer."""
         return self._pacer.skipped if self._pacer else 0
 
+    @property
+    def xruns(self) -> int:
+        return self._earlier_overruns + self.overruns
+
     def set_tone(self, hz: float) -> None:
         self._generator.set_frequency(hz)
 
@@ -140,6 +146,7 @@ class FakeMicrophone:
     async def close(self) -> None:
         if self.is_open:
             self.closes += 1
+        self._earlier_overruns += self.overruns
         self._pacer = None
         self._echo.clear()
         self._echo_samples = 0
@@ -147,6 +154,7 @@ class FakeMicrophone:
     def fail(self) -> None:
         """The device vanishes (USB microphone pulled): released at once."""
         self._failed = True
+        self._earlier_overruns += self.overruns
         self._pacer = None
         self._echo.clear()
         self._echo_samples = 0
@@ -189,9 +197,10 @@ class FakeAudioOutput:
 
     Scripting: ``set_present(bool)`` (headphones plugged, headset connected) fires the
     presence callbacks on the loop; ``fail()`` makes writes and opens raise AudioError until
-    ``restore()``. An output with ``needs_presence`` (the Bluetooth sink, which exists only
-    while a headset is connected) also refuses writes while absent. Records: ``opens``,
-    ``closes``, ``writes``."""
+    ``restore()``; ``underrun()`` counts one underrun, as a device that ran dry does. An
+    output with ``needs_presence`` (the Bluetooth sink, which exists only while a headset is
+    connected) also refuses writes while absent. Records: ``opens``, ``closes``, ``writes``,
+    ``xruns``."""
 
     def __init__(
         self,
@@ -212,6 +221,7 @@ class FakeAudioOutput:
         self.opens = 0
         self.closes = 0
         self.writes = 0
+        self.xruns = 0
 
     @property
     def route(self) -> Route:
@@ -287,6 +297,10 @@ class FakeAudioOutput:
     def fail(self) -> None:
         """The device vanishes: writes raise AudioError until ``restore()``."""
         self._failed = True
+
+    def underrun(self) -> None:
+        """The device ran dry once (and went on): what a real one counts in ``xruns``."""
+        self.xruns += 1
 
     def restore(self) -> None:
         self._failed = False

@@ -21,8 +21,8 @@ from appliance.media.counters import MediaCounters
 from appliance.media.outgoing import FRAME_QUEUE, OutgoingVideo
 from appliance.media.remote import JitterBuffer
 from appliance.metrics import read_temperatures
-from hal.audio.base import FRAME_SAMPLES
-from hal.audio.fake import FakeMicrophone
+from hal.audio.base import FRAME_SAMPLES, Route
+from hal.audio.fake import FakeAudioOutput, FakeMicrophone
 from tests.api.daemon import TOKEN, Api
 from tests.daemons import kit_config
 
@@ -103,6 +103,27 @@ async def test_metrics_need_the_api_token(tmp_path: Path) -> None:
                     assert body["error"]["code"]
             samples = await scrape(api)
             assert value(samples, "callbox_calls_total") == 0
+        finally:
+            await api.close()
+
+
+async def test_each_audio_devices_recovered_xruns_are_counted(tmp_path: Path) -> None:
+    async with two_kits(tmp_path) as (host, _):
+        assert host.api is not None and host.hardware is not None
+        api = Api(host.api.url)
+        try:
+            xruns = "callbox_audio_device_xruns_total"
+            before = await scrape(api)
+            devices = {dict(k[1])["device"] for k in before if k[0] == xruns}
+            assert devices == {"microphone", "speaker", "earpiece", "headphones", "bluetooth"}
+            assert value(before, xruns, device="speaker") == 0
+            speaker = cast(FakeAudioOutput, host.hardware.outputs[Route.SPEAKER])
+            speaker.underrun()
+            speaker.underrun()
+            after = await scrape(api)
+            assert value(after, xruns, device="speaker") == 2
+            assert value(after, xruns, device="earpiece") == 0
+            assert value(after, xruns, device="microphone") == 0
         finally:
             await api.close()
 

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from hal.audio.base import FRAME_SAMPLES, AudioError, AudioOutput, Microphone, Route
-from hal.audio.fake import FakeAudioOutput, FakeMicrophone, create, kit_tone_hz
+from hal.audio.fake import (
+    CAPTURE_BUFFER_FRAMES,
+    FRAME_SECONDS,
+    FakeAudioOutput,
+    FakeMicrophone,
+    create,
+    kit_tone_hz,
+)
 from hal.audio.pcm import dominant_frequency, rms_dbfs, tone
 from hal.config import HalConfig
 from hal.kit import KitIdentity
@@ -76,6 +83,21 @@ async def test_microphone_fail_and_restore() -> None:
     microphone.restore()
     await microphone.open()
     assert len(await microphone.read()) == FRAME_SAMPLES
+
+
+async def test_a_reader_that_falls_behind_loses_frames_counted_as_xruns_over_every_open() -> (
+    None
+):
+    microphone = FakeMicrophone(400)
+    await microphone.open()
+    await microphone.read()
+    await asyncio.sleep((CAPTURE_BUFFER_FRAMES + 5) * FRAME_SECONDS)  # a stalled reader
+    await microphone.read()
+    lost = microphone.xruns
+    assert lost >= 5 and microphone.overruns == lost
+    await microphone.close()
+    await microphone.open()  # a new open starts its own count; the total stays
+    assert microphone.overruns == 0 and microphone.xruns == lost
 
 
 async def test_output_records_exactly_what_was_written() -> None:
