@@ -187,14 +187,15 @@ def host_config(tmp: Path) -> dict[str, Any]:
 
 def guest_config(tmp: Path) -> dict[str, Any]:
     config = kit_config(tmp, "room-b", 650, embedded=False)
-    config["discovery"] = {**LAN["discovery"], "wait": 10.0, "approval_wait": 20.0}
+    # Generous: a busy machine answers slowly; the join is approved as soon as it is filed.
+    config["discovery"] = {**LAN["discovery"], "wait": 60.0, "approval_wait": 60.0}
     return config
 
 
 async def approve(server: SessionServer, uid: str) -> None:
     admin = {"Authorization": f"Bearer {server.admin_key}"}
     base = server.url + "/v1/join-requests"
-    async with aiohttp.ClientSession() as http, asyncio.timeout(15):
+    async with aiohttp.ClientSession() as http, asyncio.timeout(60):
         while True:
             async with http.get(base, headers=admin, ssl=False) as response:
                 pending = (await response.json())["requests"]
@@ -222,20 +223,20 @@ async def test_a_kit_without_a_server_url_finds_pins_and_joins_once_approved(
         starting = asyncio.create_task(guest.start())
         try:
             await approve(host.server, "room-b")
-            await asyncio.wait_for(starting, 20)
+            await asyncio.wait_for(starting, 90)  # generous: a busy machine, not a speed test
             assert guest.server_url == host.server.url  # https, the announced address
             assert guest.server_url is not None and guest.server_url.startswith("https://")
             pinned = Pinned.load(tmp_path / "room-b")
             assert pinned is not None and pinned.fingerprint == host.server.tls.fingerprint
             assert guest.calls is not None
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 while not guest.calls.connected:
                     await asyncio.sleep(0.05)
             assert guest.compositor is not None
             note = guest.compositor.scene.home.server_note
             assert note is not None and guest.server_url in note
             # The host sees the kit's own announcement (uid, name, API address).
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 while not any(k.uid == "room-b" for k in host.discovery.kits.values()):
                     await asyncio.sleep(0.05)
             kit = next(k for k in host.discovery.kits.values() if k.uid == "room-b")
