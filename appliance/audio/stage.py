@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 RING_SECONDS = 2.0
 LEAD_SECONDS = 0.01
 RELOCK_SAMPLES = round(0.002 * SAMPLE_RATE)  # re-align only past 2 ms of clock drift
+# Re-alignments are logged once per this many (a jittery clock re-aligns tens of times a
+# second, which would flood the journal on the SD card).
+REALIGN_LOG_EVERY = 100
 SETTLE_SECONDS = 0.3  # capture after a route change before the chirp
 EARLY_SECONDS = 0.05  # the chirp is searched from this long before it was played
 MEASURE_TIMEOUT = 5.0
@@ -70,6 +73,7 @@ class ProcessingStage:
         self._engines: dict[Route | None, Engine | None] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audio processing")
         self._lag: int | None = None  # reference position minus capture position
+        self.realignments = 0
         self._engine_failed = False
         # The chirp: samples still to inject, and where it went once played.
         self._chirp: Pcm | None = None
@@ -166,7 +170,13 @@ class ProcessingStage:
         lag = round(self._played_clock.position_at(passed - (delay or 0.0) + lead)) - start
         if self._lag is None or abs(lag - self._lag) > RELOCK_SAMPLES:
             if self._lag is not None:
-                log.info("echo reference re-aligned by %.1f ms", (lag - self._lag) / 48)
+                if self.realignments % REALIGN_LOG_EVERY == 0:
+                    log.info(
+                        "echo reference re-aligned by %.1f ms (%d re-alignments so far)",
+                        (lag - self._lag) / 48,
+                        self.realignments + 1,
+                    )
+                self.realignments += 1
             self._lag = lag
             engine.set_delay_ms(round(lead * 1000))
         return self._played.read(start + self._lag, count)
