@@ -1,83 +1,52 @@
 """Call events: the seed's CallsEventsDelegate, the ringing listener, and the hub that
-delivers every event to them and to any number of subscribers (REST, screen, tests)."""
+delivers every event to them and to any number of subscribers (REST, screen, tests). The
+seed's types the events carry are in ``appliance.events``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from appliance.events import (
+    Call,
+    CallStatus,
+    CallSwitchRequestInfo,
+    CallType,
+    CallUser,
+    RTCMutedUser,
+    RTCRecordingInfo,
+    RTCUser,
+    RTCVideoPausedUser,
+    to_jsonable,
+)
 from appliance.tasks import TaskSet
 from hal.audio.base import Route as AudioMode
 
+__all__ = [
+    "AudioMode",
+    "Call",
+    "CallEvent",
+    "CallListener",
+    "CallStatus",
+    "CallSwitchRequestInfo",
+    "CallType",
+    "CallUser",
+    "CallsEventsDelegate",
+    "EventHub",
+    "RTCMutedUser",
+    "RTCRecordingInfo",
+    "RTCUser",
+    "RTCVideoPausedUser",
+    "to_jsonable",
+]
+
 log = logging.getLogger(__name__)
-
-CallType = Literal["audio", "video"]
-CallStatus = Literal["initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"]
-
-
-@dataclass(frozen=True)
-class RTCUser:
-    uid: str
-    name: str
-    avatar: str | None = None
-    audio_muted: bool = False
-    video_paused: bool = False
-    audio_only: bool = False
-
-
-@dataclass(frozen=True)
-class RTCMutedUser:
-    muted: RTCUser  # whose microphone changed
-    muted_by: RTCUser  # who changed it (today always the same user)
-    is_muted: bool
-
-
-@dataclass(frozen=True)
-class CallSwitchRequestInfo:
-    session_id: str
-    request_initiated_by: RTCUser
-    request_accepted_by: RTCUser | None = None
-
-
-@dataclass(frozen=True)
-class RTCRecordingInfo:
-    is_recording_started: bool
-    user: RTCUser
-    path: str | None = None  # set on the kit that records
-
-
-@dataclass(frozen=True)
-class RTCVideoPausedUser:
-    user: RTCUser
-    is_paused: bool
-
-
-@dataclass(frozen=True)
-class CallUser:
-    uid: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Call:
-    """A ringing-flow call, as the session server keeps it."""
-
-    session_id: str
-    initiator: CallUser
-    receiver: CallUser
-    call_type: CallType
-    status: CallStatus
-    initiated_at: float
-    joined_at: float | None = None
-    ended_at: float | None = None
 
 
 class CallsEventsDelegate(Protocol):
@@ -151,18 +120,6 @@ class CallEvent:
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.event, "data": self.data, "ts": self.ts}
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _event_data(event: str, payload: Any) -> dict[str, Any]:
