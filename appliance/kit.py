@@ -17,6 +17,7 @@ from appliance.calls import (
     SessionState,
 )
 from appliance.calls.events import CallType
+from appliance.events import KitWarning
 from appliance.tasks import TaskSet
 from hal.buttons.base import ButtonName, Buttons, LedName, LedState, Press
 
@@ -171,12 +172,11 @@ class KitController:
             elif calls.state == SessionState.ACTIVE:
                 if self.end_needs_hold and press is Press.SHORT:
                     calls.events.emit(
-                        "onWarning",
-                        {
-                            "code": "hold-to-end",
-                            "device": "buttons",
-                            "message": "Hold the end button to leave the call",
-                        },
+                        KitWarning(
+                            code="hold-to-end",
+                            device="buttons",
+                            message="Hold the end button to leave the call",
+                        )
                     )
                 else:
                     calls.press_end_call_button()

@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from appliance.events import UserMuted
 from bench.common import Result, Target, median, percentile
 from tests.kits import KitFactory, running_server
 
@@ -33,10 +34,10 @@ async def run(quick: bool) -> Result:
 
                         async def watch(want: bool, fut: asyncio.Future[float]) -> None:
                             while True:
-                                event = await events.get()
-                                if event.event == "onUserMuted" and event.data["is_muted"] is want:
-                                    fut.set_result(time.perf_counter())
-                                    return
+                                match (await events.get()).event:
+                                    case UserMuted(change=change) if change.is_muted is want:
+                                        fut.set_result(time.perf_counter())
+                                        return
 
                         watcher = asyncio.create_task(watch(muted_now, seen))
                         pressed = time.perf_counter()

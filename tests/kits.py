@@ -14,8 +14,7 @@ from typing import Any, cast
 import av
 import numpy as np
 
-from appliance.calls import CallEvent, Calls, CallSettingsBuilder, MediaOptions
-from appliance.calls.events import CallEvent as Event
+from appliance.calls import Calls, CallSettingsBuilder, MediaOptions
 from appliance.config import ServerConfig
 from appliance.kit import KitController
 from appliance.server import SessionServer
@@ -54,6 +53,16 @@ class FrameSink:
         return info.counter if info else None
 
 
+@dataclass(frozen=True)
+class WireEvent:
+    """A kit's event as the events WebSocket sends it: the tests read events as the seed's
+    apps do, by their wire name and JSON keys."""
+
+    event: str
+    data: dict[str, Any]
+    ts: float
+
+
 @dataclass
 class Kit:
     uid: str
@@ -64,7 +73,7 @@ class Kit:
     auth_token: str
     view: FrameSink
     controller: KitController | None = None
-    events: list[CallEvent] = field(default_factory=list)
+    events: list[WireEvent] = field(default_factory=list)
     _recorder: asyncio.Task[None] | None = None
 
     # --- hardware, typed ----------------------------------------------------------------
@@ -99,7 +108,7 @@ class Kit:
 
     # --- events -------------------------------------------------------------------------
 
-    def named(self, event: str) -> list[Event]:
+    def named(self, event: str) -> list[WireEvent]:
         return [e for e in self.events if e.event == event]
 
     async def wait_for(
@@ -108,7 +117,7 @@ class Kit:
         where: Callable[[dict[str, Any]], bool] = lambda data: True,
         timeout: float = 10.0,
         after: int = 0,
-    ) -> Event:
+    ) -> WireEvent:
         """The first ``event`` (from index ``after`` on) whose data matches."""
         async with asyncio.timeout(timeout):
             while True:
@@ -222,7 +231,7 @@ class KitFactory:
 async def _record_events(kit: Kit) -> None:
     with kit.calls.events.subscribe() as queue:
         while True:
-            kit.events.append(await queue.get())
+            kit.events.append(WireEvent(**(await queue.get()).to_json()))
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
@@ -18,7 +18,7 @@ from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, Param, body_of, param
 from appliance.calls import CallsError, SessionState
 from appliance.calls.errors import no_active_session
-from appliance.calls.events import Call, to_jsonable
+from appliance.events import Call, CallEvent, to_jsonable
 from appliance.selftest import Report
 from appliance.signaling.messages import SessionId
 
@@ -251,9 +251,10 @@ class SessionApi:
 
 
 async def _pump_events(
-    ws: web.WebSocketResponse, queue: asyncio.Queue[Any], closing: asyncio.Event
+    ws: web.WebSocketResponse, queue: asyncio.Queue[CallEvent], closing: asyncio.Event
 ) -> None:
-    """Send events until the client goes away (its frames are read only to notice that)."""
+    """Send events until the client goes away (its frames are read only to notice that).
+    Here the typed events become the JSON the seed's apps read."""
 
     async def read() -> None:
         async for message in ws:

@@ -10,15 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from appliance.audio import sounds
 from appliance.audio.settings import RoomAudioConfig
+from appliance.events import (
+    CallBusy,
+    CallEndedMessageReceived,
+    CallEvent,
+    CallUnanswered,
+    IncomingCallCancelled,
+    IncomingCallReceived,
+    OutgoingCallAccepted,
+    OutgoingCallInitiated,
+    OutgoingCallRejected,
+    SessionStateChanged,
+)
 from hal.audio.base import FRAME_SAMPLES, SAMPLE_RATE, AudioError, AudioOutput, Pcm, Route
 from hal.errors import HardwareError
 from hal.pacing import Pacer
@@ -27,31 +39,12 @@ log = logging.getLogger(__name__)
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE
 MAX_RING_SECONDS = 120.0  # a backstop: the session server ends an unanswered call first
-STOP_EVENTS = frozenset(
-    {
-        "onOutgoingCallAccepted",
-        "onOutgoingCallRejected",
-        "onIncomingCallCancelled",
-        "onCallUnanswered",
-        "onCallBusy",
-        "onCallEndedMessageReceived",
-    }
-)
-
-
-class Event(Protocol):
-    """A call event as the ringer reads it (``appliance.calls.events.CallEvent``)."""
-
-    @property
-    def event(self) -> str: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
 
 
 class Events(Protocol):
     """Where the ringer hears call events from (``appliance.calls.events.EventHub``)."""
 
-    def subscribe(self) -> AbstractContextManager[asyncio.Queue[Any]]: ...
+    def subscribe(self) -> AbstractContextManager[asyncio.Queue[CallEvent]]: ...
 
 
 class Tone(StrEnum):
@@ -108,16 +101,23 @@ class Ringer:
             while True:
                 await self._on_event(await queue.get())
 
-    async def _on_event(self, event: Event) -> None:
-        name = event.event
-        if name == "onIncomingCallReceived":
-            await self.ring(Tone.RING)
-        elif name == "onOutgoingCallInitiated":
-            await self.ring(Tone.RINGBACK)
-        elif name in STOP_EVENTS or (
-            name == "onSessionStateChanged" and event.data.get("state") != "ringing"
-        ):
-            await self.release()
+    async def _on_event(self, record: CallEvent) -> None:
+        match record.event:
+            case IncomingCallReceived():
+                await self.ring(Tone.RING)
+            case OutgoingCallInitiated():
+                await self.ring(Tone.RINGBACK)
+            case (
+                OutgoingCallAccepted()
+                | OutgoingCallRejected()
+                | IncomingCallCancelled()
+                | CallUnanswered()
+                | CallBusy()
+                | CallEndedMessageReceived()
+            ):
+                await self.release()
+            case SessionStateChanged(state=state) if state != "ringing":
+                await self.release()
 
     async def ring(self, tone: Tone) -> None:
         await self.release()

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from appliance.audio.ringer import Ringer
 from appliance.audio.room import RoomAudio
@@ -20,6 +20,23 @@ from appliance.calls.errors import CallsError, no_active_session
 from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.events import (
+    AudioModeChanged,
+    CallBusy,
+    CallEndButtonPressed,
+    CallEndedMessageReceived,
+    CallUnanswered,
+    IncomingCallCancelled,
+    IncomingCallReceived,
+    KitWarning,
+    ListenerEvent,
+    LocalStateChanged,
+    OutgoingCallAccepted,
+    OutgoingCallInitiated,
+    OutgoingCallRejected,
+    SessionStateChanged,
+    to_jsonable,
+)
 from appliance.logs import session_log_context
 from appliance.media.counters import MediaCounters
 from appliance.media.routes import AudioRouter
@@ -45,15 +62,26 @@ CallActionType = Literal["call-accept", "call-reject", "call-cancel", "call-end"
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 5.0
 
-_LISTENER_EVENT = {
-    "call-incoming": "onIncomingCallReceived",
-    "call-accepted": "onOutgoingCallAccepted",
-    "call-rejected": "onOutgoingCallRejected",
-    "call-cancelled": "onIncomingCallCancelled",
-    "call-ended": "onCallEndedMessageReceived",
-    "call-busy": "onCallBusy",
-    "call-unanswered": "onCallUnanswered",
-}
+
+def _listener_event(message: CallEventMessage, call: Call) -> ListenerEvent:
+    """The listener event a session server's ringing message is."""
+    match message.type:
+        case "call-incoming":
+            return IncomingCallReceived(call)
+        case "call-accepted":
+            return OutgoingCallAccepted(call)
+        case "call-rejected":
+            return OutgoingCallRejected(call)
+        case "call-cancelled":
+            return IncomingCallCancelled(call)
+        case "call-ended":
+            return CallEndedMessageReceived(call)
+        case "call-busy":
+            return CallBusy(call)
+        case "call-unanswered":
+            return CallUnanswered(call)
+        case _:
+            assert_never(message.type)
 
 
 def to_call(info: CallInfo) -> Call:
@@ -325,7 +353,7 @@ class Calls:
     def press_end_call_button(self) -> None:
         """The end-call button (GPIO or REST): the app's delegate decides what it means."""
         self._require_session()
-        self.events.emit("onCallEndButtonPressed")
+        self.events.emit(CallEndButtonPressed())
 
     # --- ringing -------------------------------------------------------------------------
 
@@ -347,7 +375,7 @@ class Calls:
         )
         if call.status == "initiated":
             self.active_call = call
-            self.events.emit("onOutgoingCallInitiated", call)
+            self.events.emit(OutgoingCallInitiated(call))
             self._state_changed()
         return call
 
@@ -390,7 +418,7 @@ class Calls:
         elif isinstance(message, Error):
             log.warning("%s: session server says %s: %s", self.uid, message.code, message.message)
             self.events.emit(
-                "onWarning", {"code": message.code, "device": "server", "message": message.message}
+                KitWarning(code=message.code, device="server", message=message.message)
             )
         elif (
             self.session is not None
@@ -409,7 +437,7 @@ class Calls:
             self.active_call = call
         elif mine:
             self.active_call = None
-        self.events.emit(_LISTENER_EVENT[message.type], call)
+        self.events.emit(_listener_event(message, call))
         self._state_changed()
 
     # --- state ---------------------------------------------------------------------------
@@ -431,22 +459,18 @@ class Calls:
                 if self.session
                 else (self.active_call.session_id if self.active_call else None)
             )
-            self.events.emit(
-                "onSessionStateChanged", {"state": state.value, "session_id": session_id}
-            )
+            self.events.emit(SessionStateChanged(state=state.value, session_id=session_id))
 
     def _modes_changed(self, modes: list[AudioMode]) -> None:
-        self.events.emit("onAudioModeChanged", modes)
+        self.events.emit(AudioModeChanged(tuple(modes)))
 
     def _local_changed(self) -> None:
         if self.session is not None and self.session.state == SessionState.ACTIVE:
-            self.events.emit("onLocalStateChanged", self.session.local_state())
+            self.events.emit(LocalStateChanged(self.session.local_state()))
 
     def snapshot(self) -> dict[str, Any]:
         """What GET /api/v1/session returns."""
         session = self.session if self.session and self.session.me else None
-        from appliance.calls.events import to_jsonable
-
         participants: list[dict[str, Any]] = to_jsonable(session.users()) if session else []
         if session is not None:
             received = session.media_stats()
@@ -456,7 +480,7 @@ class Calls:
             "state": self.state.value,
             "session_id": self.session.session_id if self.session else None,
             "participants": participants,
-            "local": session.local_state() if session else None,
+            "local": to_jsonable(session.local_state()) if session else None,
             "call": to_jsonable(self.active_call),
             "audio_modes": [m.value for m in self.router.available],
             "audio_mode": self.router.current.value if self.router.current else None,

@@ -1,5 +1,6 @@
-"""Call events: the seed's CallsEventsDelegate, the ringing listener, and the hub that
-delivers every event to them and to any number of subscribers (REST, screen, tests)."""
+"""The hub that delivers every call event to the session's CallsEventsDelegate, the ringing
+listeners and any number of subscribers (REST, screen, ringer, tests). The events
+themselves, and the seed's types they carry, are in ``appliance.events``."""
 
 from __future__ import annotations
 
@@ -10,74 +11,44 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
+from appliance.events import (
+    Call,
+    CallEvent,
+    CallStatus,
+    CallSwitchRequestInfo,
+    CallType,
+    CallUser,
+    DelegateEvent,
+    Event,
+    ListenerEvent,
+    RTCMutedUser,
+    RTCRecordingInfo,
+    RTCUser,
+    RTCVideoPausedUser,
+)
 from appliance.tasks import TaskSet
 from hal.audio.base import Route as AudioMode
 
+__all__ = [
+    "AudioMode",
+    "Call",
+    "CallEvent",
+    "CallListener",
+    "CallStatus",
+    "CallSwitchRequestInfo",
+    "CallType",
+    "CallUser",
+    "CallsEventsDelegate",
+    "EventHub",
+    "RTCMutedUser",
+    "RTCRecordingInfo",
+    "RTCUser",
+    "RTCVideoPausedUser",
+]
+
 log = logging.getLogger(__name__)
-
-CallType = Literal["audio", "video"]
-CallStatus = Literal["initiated", "ongoing", "rejected", "cancelled", "busy", "unanswered", "ended"]
-
-
-@dataclass(frozen=True)
-class RTCUser:
-    uid: str
-    name: str
-    avatar: str | None = None
-    audio_muted: bool = False
-    video_paused: bool = False
-    audio_only: bool = False
-
-
-@dataclass(frozen=True)
-class RTCMutedUser:
-    muted: RTCUser  # whose microphone changed
-    muted_by: RTCUser  # who changed it (today always the same user)
-    is_muted: bool
-
-
-@dataclass(frozen=True)
-class CallSwitchRequestInfo:
-    session_id: str
-    request_initiated_by: RTCUser
-    request_accepted_by: RTCUser | None = None
-
-
-@dataclass(frozen=True)
-class RTCRecordingInfo:
-    is_recording_started: bool
-    user: RTCUser
-    path: str | None = None  # set on the kit that records
-
-
-@dataclass(frozen=True)
-class RTCVideoPausedUser:
-    user: RTCUser
-    is_paused: bool
-
-
-@dataclass(frozen=True)
-class CallUser:
-    uid: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Call:
-    """A ringing-flow call, as the session server keeps it."""
-
-    session_id: str
-    initiator: CallUser
-    receiver: CallUser
-    call_type: CallType
-    status: CallStatus
-    initiated_at: float
-    joined_at: float | None = None
-    ended_at: float | None = None
 
 
 class CallsEventsDelegate(Protocol):
@@ -107,80 +78,13 @@ class CallListener(Protocol):
     def on_call_unanswered(self, call: Call) -> None: ...
 
 
-# Event name (as the seed and the events WebSocket spell it) -> delegate/listener method.
-DELEGATE_EVENTS = {
-    "onCallEnded": "on_call_ended",
-    "onSessionTimeout": "on_session_timeout",
-    "onCallEndButtonPressed": "on_call_end_button_pressed",
-    "onUserJoined": "on_user_joined",
-    "onUserLeft": "on_user_left",
-    "onUserListChanged": "on_user_list_changed",
-    "onAudioModeChanged": "on_audio_mode_changed",
-    "onCallSwitchedToVideo": "on_call_switched_to_video",
-    "onUserMuted": "on_user_muted",
-    "onRecordingToggled": "on_recording_toggled",
-}
-LISTENER_EVENTS = {
-    "onIncomingCallReceived": "on_incoming_call_received",
-    "onIncomingCallCancelled": "on_incoming_call_cancelled",
-    "onOutgoingCallAccepted": "on_outgoing_call_accepted",
-    "onOutgoingCallRejected": "on_outgoing_call_rejected",
-    "onCallEndedMessageReceived": "on_call_ended_message_received",
-    "onCallBusy": "on_call_busy",
-    "onCallUnanswered": "on_call_unanswered",
-}
-# Events of callbox's own, beyond the seed's.
-EXTRA_EVENTS = frozenset(
-    {
-        "onSessionStateChanged",  # {"state": "active", "session_id": ...}
-        "onLocalStateChanged",  # the kit's own state, as GET /api/v1/session's "local"
-        "onUserVideoPaused",  # {"user": RTCUser, "is_paused": bool}
-        "onSessionTimeoutWarning",  # {"seconds_left": 60}
-        "onOutgoingCallInitiated",  # the Call
-        "onWarning",  # {"code": ..., "message": ..., "device": ...}
-    }
-)
-ALL_EVENTS = frozenset(DELEGATE_EVENTS) | frozenset(LISTENER_EVENTS) | EXTRA_EVENTS
-
-
-@dataclass(frozen=True)
-class CallEvent:
-    event: str
-    data: dict[str, Any]
-    ts: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "data": self.data, "ts": self.ts}
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _event_data(event: str, payload: Any) -> dict[str, Any]:
-    if payload is None:
-        return {}
-    if event == "onUserListChanged":
-        return {"users": to_jsonable(payload)}
-    if event == "onAudioModeChanged":
-        return {"modes": to_jsonable(payload)}
-    data = to_jsonable(payload)
-    return data if isinstance(data, dict) else {"value": data}
-
-
 class EventHub:
     """Delivers each event to the session's delegate, the ringing listeners and every
     subscriber queue. A delegate that raises is logged, never breaks the call."""
 
     def __init__(self, queue_size: int = 256) -> None:
+        # Any object: the seed's delegate implements any subset of CallsEventsDelegate, which
+        # a Protocol cannot say; the hub looks each event's method up on it.
         self.delegate: object | None = None
         self._listeners: dict[str, object] = {}
         self._queues: set[asyncio.Queue[CallEvent]] = set()
@@ -193,15 +97,17 @@ class EventHub:
     def remove_listener(self, listener_id: str) -> None:
         self._listeners.pop(listener_id, None)
 
-    def emit(self, event: str, payload: Any = None) -> CallEvent:
-        if event not in ALL_EVENTS:
-            raise ValueError(f"unknown event {event}")
-        record = CallEvent(event, _event_data(event, payload), time.time())
-        if event in DELEGATE_EVENTS:
-            self._call(self.delegate, DELEGATE_EVENTS[event], payload)
-        elif event in LISTENER_EVENTS:
+    def emit(self, event: Event) -> CallEvent:
+        # Only the events appliance.events declares have a wire name and a handler: anything
+        # else (a name string, a look-alike class) is refused here, not sent half-formed.
+        if not isinstance(event, Event):
+            raise TypeError(f"not a call event: {event!r}")
+        record = CallEvent(event, time.time())
+        if isinstance(event, DelegateEvent):
+            self._call(self.delegate, event.method, _delegate_arguments(event))
+        elif isinstance(event, ListenerEvent):
             for listener in list(self._listeners.values()):
-                self._call(listener, LISTENER_EVENTS[event], payload)
+                self._call(listener, event.method, (event.call,))
         for queue in list(self._queues):
             if queue.full():  # a slow subscriber loses its oldest events, not the call
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -209,12 +115,12 @@ class EventHub:
             queue.put_nowait(record)
         return record
 
-    def _call(self, target: object | None, method: str, payload: Any) -> None:
+    def _call(self, target: object | None, method: str, arguments: tuple[object, ...]) -> None:
         handler = getattr(target, method, None) if target is not None else None
         if handler is None:
             return
         try:
-            result = handler() if payload is None else handler(payload)
+            result = handler(*arguments)
             if inspect.isawaitable(result):
                 self._tasks.add(asyncio.ensure_future(result))
         except Exception:
@@ -234,3 +140,10 @@ class EventHub:
         with self.subscribe() as queue:
             while True:
                 yield await queue.get()
+
+
+def _delegate_arguments(event: DelegateEvent) -> tuple[object, ...]:
+    # The delegate's methods take the event's fields in order; the seed's signatures take
+    # lists where the frozen events hold tuples.
+    values = (getattr(event, f.name) for f in dataclasses.fields(event))
+    return tuple(list(value) if isinstance(value, tuple) else value for value in values)

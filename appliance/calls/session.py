@@ -19,15 +19,28 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from appliance.audio.room import RoomAudio
 from appliance.audio.settings import RoomAudioConfig
 from appliance.calls.errors import CallsError
-from appliance.calls.events import (
+from appliance.calls.events import EventHub
+from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.events import (
+    CallEnded,
+    CallSwitchedToVideo,
     CallSwitchRequestInfo,
-    EventHub,
+    KitWarning,
+    LocalState,
+    LocalStateChanged,
+    RecordingToggled,
     RTCMutedUser,
     RTCRecordingInfo,
     RTCUser,
     RTCVideoPausedUser,
+    SessionTimeout,
+    SessionTimeoutWarning,
+    UserJoined,
+    UserLeft,
+    UserListChanged,
+    UserMuted,
+    UserVideoPaused,
 )
-from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
 from appliance.media.counters import MediaCounters
 from appliance.media.levels import SILENCE_DBFS
 from appliance.media.routes import AudioRouter
@@ -254,7 +267,7 @@ class CallSession:
             reply = await self._join_again()
         except SignalingError as err:
             self._warn(err.code, "server", f"could not rejoin the session: {err.message}")
-            await self.end(notify_server=False, event="onCallEnded", reason=err.code)
+            await self.end(notify_server=False, reason=err.code)
             return
         if self.state != SessionState.ACTIVE:
             return
@@ -340,7 +353,7 @@ class CallSession:
         self._emit_user_list()
         if not self.participants and self._peak == 2:
             # A 1:1 call is over when either side goes, as the server would have said.
-            await self.end(event="onCallEnded", reason="peer-left")
+            await self.end(reason="peer-left")
             return
         self._update_idle()
 
@@ -348,9 +361,11 @@ class CallSession:
         self,
         *,
         notify_server: bool = True,
-        event: str | None = "onCallEnded",
         reason: str = "ended",
+        timed_out: bool = False,
     ) -> None:
+        """``timed_out``: the idle timeout ends it, and the delegate hears onSessionTimeout
+        instead of onCallEnded."""
         if self.state in (SessionState.ENDING, SessionState.IDLE):
             return
         self.state = SessionState.ENDING
@@ -361,8 +376,7 @@ class CallSession:
                 await self._client.request(Leave(type="leave"), timeout=LEAVE_TIMEOUT)
         await self._teardown()
         self.state = SessionState.IDLE
-        if event is not None:
-            self._hub.emit(event)
+        self._hub.emit(SessionTimeout() if timed_out else CallEnded())
         self._hub.delegate = None
         self._on_state(self)
 
@@ -426,14 +440,15 @@ class CallSession:
         elif isinstance(message, SessionEnded):
             for uid in list(self.participants):
                 await self._remove_participant(uid)
-            await self.end(notify_server=False, event="onCallEnded", reason=message.reason)
+            await self.end(notify_server=False, reason=message.reason)
 
     def _add_participant(self, participant: Participant, *, offerer: bool) -> None:
         self.participants[participant.uid] = participant
         self._peak = max(self._peak, 1 + len(self.participants))
-        self._hub.emit("onUserJoined", rtc_user(participant))
+        self._hub.emit(UserJoined(rtc_user(participant)))
         if participant.recording:  # the call was being recorded before we heard of them
-            self._hub.emit("onRecordingToggled", RTCRecordingInfo(True, rtc_user(participant)))
+            recording = RTCRecordingInfo(True, rtc_user(participant))
+            self._hub.emit(RecordingToggled(recording))
         if self.media is not None:
             # Video goes between two kits only when neither asked for an audio-only call.
             video = not (self.audio_only or participant.audio_only)
@@ -447,7 +462,7 @@ class CallSession:
         self.remote_video.remove(uid)
         if self.media is not None:
             await self.media.remove_participant(uid)
-        self._hub.emit("onUserLeft", rtc_user(participant))
+        self._hub.emit(UserLeft(rtc_user(participant)))
 
     def _on_participant_updated(self, message: ParticipantUpdated) -> None:
         participant = message.participant
@@ -467,11 +482,11 @@ class CallSession:
     def _emit_changes(self, participant: Participant, changed: list[str]) -> None:
         user = rtc_user(participant)
         if "muted" in changed:
-            self._hub.emit("onUserMuted", RTCMutedUser(user, user, participant.muted))
+            self._hub.emit(UserMuted(RTCMutedUser(user, user, participant.muted)))
         if "video_paused" in changed:
-            self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(user, participant.video_paused))
+            self._hub.emit(UserVideoPaused(RTCVideoPausedUser(user, participant.video_paused)))
         if "recording" in changed:
-            self._hub.emit("onRecordingToggled", RTCRecordingInfo(participant.recording, user))
+            self._hub.emit(RecordingToggled(RTCRecordingInfo(participant.recording, user)))
 
     async def _on_switched_to_video(self, by: Participant) -> None:
         self.audio_only = False
@@ -487,7 +502,7 @@ class CallSession:
         initiator = me if self.me is not None and by.uid == self.me.uid else rtc_user(by)
         accepted = None if initiator is me else me
         self._hub.emit(
-            "onCallSwitchedToVideo", CallSwitchRequestInfo(self.session_id, initiator, accepted)
+            CallSwitchedToVideo(CallSwitchRequestInfo(self.session_id, initiator, accepted))
         )
         self._local_changed()
 
@@ -544,9 +559,7 @@ class CallSession:
             return
         self._warn(code, "network", reason)
         # Not one of self._tasks: the teardown cancels those, and this task runs it.
-        self._media_lost = asyncio.create_task(
-            self.end(event="onCallEnded", reason=code), name="media lost"
-        )
+        self._media_lost = asyncio.create_task(self.end(reason=code), name="media lost")
 
     def _on_link_health(self, uid: str, health: Health) -> None:
         from appliance.media.peer import Health
@@ -600,7 +613,7 @@ class CallSession:
         self.local.set_audio_muted(muted)
         await self._publish(StatePatch(muted=muted))
         me = self.local_user()
-        self._hub.emit("onUserMuted", RTCMutedUser(me, me, muted))
+        self._hub.emit(UserMuted(RTCMutedUser(me, me, muted)))
         self._local_changed()
 
     async def pause_video(self, paused: bool) -> None:
@@ -608,7 +621,7 @@ class CallSession:
             return
         await self.local.set_video_paused(paused)
         await self._publish(StatePatch(video_paused=self._video_paused_for_others()))
-        self._hub.emit("onUserVideoPaused", RTCVideoPausedUser(self.local_user(), paused))
+        self._hub.emit(UserVideoPaused(RTCVideoPausedUser(self.local_user(), paused)))
         self._local_changed()
 
     def _camera_changed(self, ok: bool) -> None:
@@ -664,9 +677,8 @@ class CallSession:
             raise CallsError("recording-failed", f"cannot record: {err}", status=507) from None
         self.recorder = recorder
         await self._publish(StatePatch(recording=True))
-        self._hub.emit(
-            "onRecordingToggled", RTCRecordingInfo(True, self.local_user(), str(recorder.path))
-        )
+        started = RTCRecordingInfo(True, self.local_user(), str(recorder.path))
+        self._hub.emit(RecordingToggled(started))
         self._local_changed()
         return recorder.path
 
@@ -676,9 +688,8 @@ class CallSession:
         recorder, self.recorder = self.recorder, None
         await recorder.stop()
         await self._publish(StatePatch(recording=False))
-        self._hub.emit(
-            "onRecordingToggled", RTCRecordingInfo(False, self.local_user(), str(recorder.path))
-        )
+        stopped = RTCRecordingInfo(False, self.local_user(), str(recorder.path))
+        self._hub.emit(RecordingToggled(stopped))
         self._local_changed()
         return recorder.path
 
@@ -707,10 +718,10 @@ class CallSession:
         period = self.settings.idle_timeout_period
         lead = min(IDLE_WARNING_LEAD, period)
         await asyncio.sleep(period - lead)
-        self._hub.emit("onSessionTimeoutWarning", {"seconds_left": lead})
+        self._hub.emit(SessionTimeoutWarning(seconds_left=lead))
         await asyncio.sleep(lead)
         self._idle_task = None  # end() must not cancel the task that is running it
-        await self.end(event="onSessionTimeout", reason="idle-timeout")
+        await self.end(reason="idle-timeout", timed_out=True)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -744,26 +755,26 @@ class CallSession:
         return stats
 
     def _emit_user_list(self) -> None:
-        self._hub.emit("onUserListChanged", self.users())
+        self._hub.emit(UserListChanged(tuple(self.users())))
 
-    def local_state(self) -> dict[str, Any]:
-        return {
-            "audio_muted": self.local.audio_muted,
-            "video_paused": self.local.video_paused,
-            "audio_mode": self._router.current.value if self._router.current else None,
-            "recording": self.recorder is not None,
-            "pip": self.pip,
-            "display_mode": self.display_mode.value,
-            "audio_only": self.audio_only,
-        }
+    def local_state(self) -> LocalState:
+        return LocalState(
+            audio_muted=self.local.audio_muted,
+            video_paused=self.local.video_paused,
+            audio_mode=self._router.current.value if self._router.current else None,
+            recording=self.recorder is not None,
+            pip=self.pip,
+            display_mode=self.display_mode.value,
+            audio_only=self.audio_only,
+        )
 
     def _local_changed(self) -> None:
         if self.state == SessionState.ACTIVE:
-            self._hub.emit("onLocalStateChanged", self.local_state())
+            self._hub.emit(LocalStateChanged(self.local_state()))
 
     def _warn(self, code: str, device: str, message: str) -> None:
         log.warning("session %s: %s: %s", self.session_id, device, message)
-        self._hub.emit("onWarning", {"code": code, "device": device, "message": message})
+        self._hub.emit(KitWarning(code=code, device=device, message=message))
 
 
 def _is_mesh(media: MediaBackend | None) -> TypeGuard[MeshMedia]:

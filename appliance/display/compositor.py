@@ -41,6 +41,7 @@ from appliance.display.state import (
     update_speaker,
 )
 from appliance.display.testcard import test_card
+from appliance.events import LocalStateChanged
 from appliance.tasks import TaskSet
 from hal.display.base import Display
 from hal.errors import HardwareError
@@ -230,7 +231,7 @@ class Compositor:
         session = self._session()
         if session.display_mode is not mode:
             session.display_mode = mode
-            self._calls.events.emit("onLocalStateChanged", session.local_state())
+            self._calls.events.emit(LocalStateChanged(session.local_state()))
         self._refresh()
 
     def select(self, uid: str | None) -> None:
@@ -561,12 +562,12 @@ class Compositor:
 
     async def _follow_events(self, queue: asyncio.Queue[CallEvent]) -> None:
         while True:
-            event = await queue.get()
+            record = await queue.get()
             try:
-                on_event(self._calls, self._state, event, time.monotonic())
+                on_event(self._calls, self._state, record, time.monotonic())
                 self._refresh()
             except Exception:  # the screen must never take the call down
-                log.exception("the screen failed to follow %s", event.event)
+                log.exception("the screen failed to follow %s", record.event.name)
 
     async def _tick(self) -> None:
         while True:

@@ -21,6 +21,17 @@ from appliance.display.scene import (
     Scene,
     Screen,
 )
+from appliance.events import (
+    CallBusy,
+    CallUnanswered,
+    CallUser,
+    IncomingCallCancelled,
+    KitWarning,
+    OutgoingCallRejected,
+    SessionTimeoutWarning,
+    UserJoined,
+    UserLeft,
+)
 
 NOTICE_SECONDS = 5.0  # how long "Call ended" and the like stay up
 SPEAKING_DBFS = -50.0  # a smoothed level above this is speech (or a tone)
@@ -101,43 +112,31 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def on_event(calls: Calls, state: ScreenState, event: CallEvent, now: float) -> None:
+def on_event(calls: Calls, state: ScreenState, record: CallEvent, now: float) -> None:
     """Remember what an event means for the screen (warnings, notices, a picked tile that
     left)."""
-    data = event.data
-    name = event.event
-    if name == "onWarning" and data.get("message"):
-        state.toast = str(data["message"])
-        state.toast_until = now + TOAST_SECONDS
-    elif name == "onSessionTimeoutWarning":
-        state.timeout_deadline = now + float(data.get("seconds_left", 0))
-    elif name == "onUserJoined":
-        state.timeout_deadline = None
-    elif name == "onUserLeft" and data.get("uid") == state.focus:
-        state.focus = None
-    elif name == "onOutgoingCallRejected":
-        state.show_notice(Notice("Call declined", f"{_who(data, 'receiver')} declined"), now)
-    elif name == "onCallBusy":
-        state.show_notice(Notice("Busy", f"{_who(data, 'receiver')} is in another call"), now)
-    elif name == "onCallUnanswered":
-        if _uid(data, "initiator") == calls.uid:
-            state.show_notice(Notice("No answer", f"{_who(data, 'receiver')} did not answer"), now)
-        else:
-            state.show_notice(Notice("Missed call", f"from {_who(data, 'initiator')}"), now)
-    elif name == "onIncomingCallCancelled":
-        state.show_notice(Notice("Missed call", f"from {_who(data, 'initiator')}"), now)
+    match record.event:
+        case KitWarning(message=message) if message:
+            state.toast = message
+            state.toast_until = now + TOAST_SECONDS
+        case SessionTimeoutWarning(seconds_left=seconds_left):
+            state.timeout_deadline = now + seconds_left
+        case UserJoined():
+            state.timeout_deadline = None
+        case UserLeft(user=user) if user.uid == state.focus:
+            state.focus = None
+        case OutgoingCallRejected(call=call):
+            state.show_notice(Notice("Call declined", f"{_who(call.receiver)} declined"), now)
+        case CallBusy(call=call):
+            state.show_notice(Notice("Busy", f"{_who(call.receiver)} is in another call"), now)
+        case CallUnanswered(call=call) if call.initiator.uid == calls.uid:
+            state.show_notice(Notice("No answer", f"{_who(call.receiver)} did not answer"), now)
+        case CallUnanswered(call=call) | IncomingCallCancelled(call=call):
+            state.show_notice(Notice("Missed call", f"from {_who(call.initiator)}"), now)
 
 
-def _who(data: Mapping[str, object], role: str) -> str:
-    user = data.get(role)
-    if isinstance(user, dict):
-        return str(user.get("name") or user.get("uid") or "the other kit")
-    return "the other kit"
-
-
-def _uid(data: Mapping[str, object], role: str) -> str | None:
-    user = data.get(role)
-    return str(user.get("uid")) if isinstance(user, dict) else None
+def _who(user: CallUser) -> str:
+    return user.name or user.uid or "the other kit"
 
 
 def update_speaker(calls: Calls, state: ScreenState) -> None:

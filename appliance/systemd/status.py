@@ -6,9 +6,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from appliance.calls import CallEvent, Calls
+from appliance.events import (
+    Call,
+    CallUser,
+    IncomingCallReceived,
+    OutgoingCallInitiated,
+    RTCUser,
+    SessionStateChanged,
+    UserJoined,
+    UserLeft,
+    UserListChanged,
+)
 from appliance.logs import session_log_context
 
 log = logging.getLogger("appliance.calls.status")
@@ -51,46 +61,47 @@ def describe_call_state(call: CallState) -> str:
     return "Idle"
 
 
-def _name(user: Any) -> str:
-    if isinstance(user, dict):
-        return str(user.get("name") or user.get("uid") or "?")
-    return "?"
+def _name(user: RTCUser | CallUser) -> str:
+    return user.name or user.uid or "?"
 
 
-def apply_event(call: CallState, event: CallEvent) -> str | None:
+def apply_event(call: CallState, record: CallEvent) -> str | None:
     """Update ``call`` from one event; returns the journal line it deserves, if any."""
-    data = event.data
-    if event.event in ("onIncomingCallReceived", "onOutgoingCallInitiated"):
-        incoming = event.event == "onIncomingCallReceived"
-        call.incoming = incoming
-        call.ringing_peer = _name(data.get("initiator" if incoming else "receiver"))
-        if call.state == "idle":
-            call.session_id = data.get("session_id") or call.session_id
-        return None
-    if event.event == "onSessionStateChanged":
-        previous, call.state = call.state, str(data.get("state", "idle"))
-        if data.get("session_id"):
-            call.session_id = str(data["session_id"])
-        if call.state != "active":
-            call.others = []
-        if call.state == "idle":
-            call.ringing_peer = None
-            if previous == "ringing":
-                return "ringing ended"
-            return "call ended" if previous in ("connecting", "active", "ending") else None
-        return describe_call_state(call)
-    if event.event == "onUserListChanged":
-        users = data.get("users") or []
-        before = len(call.others)
-        call.others = [
-            _name(u) for u in users if not (isinstance(u, dict) and u.get("uid") == call.uid)
-        ]
-        return describe_call_state(call) if len(call.others) != before else None
-    if event.event == "onUserJoined":
-        return f"{_name(data)} joined"
-    if event.event == "onUserLeft":
-        return f"{_name(data)} left"
+    match record.event:
+        case IncomingCallReceived(call=ringing):
+            _ringing(call, ringing, incoming=True)
+            return None
+        case OutgoingCallInitiated(call=ringing):
+            _ringing(call, ringing, incoming=False)
+            return None
+        case SessionStateChanged(state=state, session_id=session_id):
+            previous, call.state = call.state, state
+            if session_id:
+                call.session_id = session_id
+            if call.state != "active":
+                call.others = []
+            if call.state == "idle":
+                call.ringing_peer = None
+                if previous == "ringing":
+                    return "ringing ended"
+                return "call ended" if previous in ("connecting", "active", "ending") else None
+            return describe_call_state(call)
+        case UserListChanged(users=users):
+            before = len(call.others)
+            call.others = [_name(u) for u in users if u.uid != call.uid]
+            return describe_call_state(call) if len(call.others) != before else None
+        case UserJoined(user=user):
+            return f"{_name(user)} joined"
+        case UserLeft(user=user):
+            return f"{_name(user)} left"
     return None
+
+
+def _ringing(call: CallState, ringing: Call, *, incoming: bool) -> None:
+    call.incoming = incoming
+    call.ringing_peer = _name(ringing.initiator if incoming else ringing.receiver)
+    if call.state == "idle":
+        call.session_id = ringing.session_id or call.session_id
 
 
 async def follow_calls(calls: Calls, publish: Callable[[str], None]) -> None:

@@ -13,6 +13,20 @@ from appliance.audio import ringer as ringer_module
 from appliance.audio.ringer import Ringer, Tone
 from appliance.audio.settings import RoomAudioConfig
 from appliance.calls.events import EventHub
+from appliance.events import (
+    Call,
+    CallBusy,
+    CallEndedMessageReceived,
+    CallUnanswered,
+    CallUser,
+    Event,
+    IncomingCallCancelled,
+    IncomingCallReceived,
+    OutgoingCallAccepted,
+    OutgoingCallInitiated,
+    OutgoingCallRejected,
+    SessionStateChanged,
+)
 from appliance.media.remote import AudioMixer
 from appliance.media.routes import AudioRouter
 from hal.audio.base import SAMPLE_RATE, Route
@@ -21,6 +35,7 @@ from hal.audio.pcm import dominant_frequency, rms_dbfs
 
 RING_HZ = 880.0  # the chime's first note
 RINGBACK_HZ = 425.0
+CALL = Call("s1", CallUser("a", "A"), CallUser("b", "B"), "video", "initiated", 0.0)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -68,37 +83,35 @@ async def setup() -> AsyncIterator[Setup]:
 
 
 @pytest.mark.parametrize(
-    ("start", "stop", "data"),
+    ("start", "stop"),
     [
-        ("onIncomingCallReceived", "onIncomingCallCancelled", None),
-        ("onIncomingCallReceived", "onSessionStateChanged", {"state": "connecting"}),
-        ("onIncomingCallReceived", "onSessionStateChanged", {"state": "idle"}),
-        ("onIncomingCallReceived", "onCallUnanswered", None),
-        ("onOutgoingCallInitiated", "onOutgoingCallAccepted", None),
-        ("onOutgoingCallInitiated", "onOutgoingCallRejected", None),
-        ("onOutgoingCallInitiated", "onCallBusy", None),
-        ("onOutgoingCallInitiated", "onCallUnanswered", None),
-        ("onOutgoingCallInitiated", "onCallEndedMessageReceived", None),
+        (IncomingCallReceived(CALL), IncomingCallCancelled(CALL)),
+        (IncomingCallReceived(CALL), SessionStateChanged(state="connecting", session_id="s1")),
+        (IncomingCallReceived(CALL), SessionStateChanged(state="idle", session_id=None)),
+        (IncomingCallReceived(CALL), CallUnanswered(CALL)),
+        (OutgoingCallInitiated(CALL), OutgoingCallAccepted(CALL)),
+        (OutgoingCallInitiated(CALL), OutgoingCallRejected(CALL)),
+        (OutgoingCallInitiated(CALL), CallBusy(CALL)),
+        (OutgoingCallInitiated(CALL), CallUnanswered(CALL)),
+        (OutgoingCallInitiated(CALL), CallEndedMessageReceived(CALL)),
     ],
 )
-async def test_rings_until_the_ringing_ends(
-    setup: Setup, start: str, stop: str, data: dict[str, str] | None
-) -> None:
+async def test_rings_until_the_ringing_ends(setup: Setup, start: Event, stop: Event) -> None:
     setup.hub.emit(start)
     await setup.played(0.3)
     heard = first_seconds(setup.speaker, 0.0, 0.2)
-    expected = RING_HZ if start == "onIncomingCallReceived" else RINGBACK_HZ
+    expected = RING_HZ if isinstance(start, IncomingCallReceived) else RINGBACK_HZ
     assert dominant_frequency(heard) == pytest.approx(expected, abs=5)
     assert setup.ringer.tone is (Tone.RING if expected == RING_HZ else Tone.RINGBACK)
 
-    setup.hub.emit(stop, data)
+    setup.hub.emit(stop)
     await setup.stopped()
     assert setup.speaker.opens == setup.speaker.closes == 1
 
 
 async def test_ringing_state_changes_do_not_stop_it(setup: Setup) -> None:
-    setup.hub.emit("onIncomingCallReceived")
-    setup.hub.emit("onSessionStateChanged", {"state": "ringing"})
+    setup.hub.emit(IncomingCallReceived(CALL))
+    setup.hub.emit(SessionStateChanged(state="ringing", session_id="s1"))
     await setup.played(1.1)
     assert setup.speaker.is_open and setup.ringer.tone is Tone.RING
     # A whole chime: both notes, then the start of the pause.
@@ -120,7 +133,7 @@ async def test_no_ring_while_a_call_holds_the_speaker_or_when_turned_off() -> No
     await busy.ringer.ring(Tone.RING)
     off = Setup(RoomAudioConfig(ringtones=False))
     off.ringer.start()
-    off.hub.emit("onIncomingCallReceived")
+    off.hub.emit(IncomingCallReceived(CALL))
     await asyncio.sleep(0.2)
     assert busy.speaker.opens == 0 and off.speaker.opens == 0
     await off.ringer.close()

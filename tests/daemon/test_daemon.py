@@ -13,6 +13,7 @@ import pytest
 
 from appliance.config import validate
 from appliance.daemon import Daemon
+from appliance.events import CallEvent, UserMuted
 from hal.audio.base import Route
 from hal.audio.fake import FakeAudioOutput
 from hal.audio.pcm import dominant_frequency, rms_dbfs
@@ -62,9 +63,9 @@ async def test_buttons_answer_mute_and_end_a_call(two_daemons: tuple[Daemon, Dae
 
     with guest.calls.events.subscribe() as events:
         buttons(host).press("mute")  # mutes the host's microphone
-        event = await asyncio.wait_for(_next(events, "onUserMuted"), 5)
-    assert event.data["muted"]["uid"] == "room-a"
-    assert event.data["is_muted"] is True
+        event = await asyncio.wait_for(_next_muted(events), 5)
+    assert event.change.muted.uid == "room-a"
+    assert event.change.is_muted is True
     await until(lambda: rms_dbfs(speaker(guest).recent(0.2)) < -60)
     assert await buttons(host).observed_led(LedName.MUTED) == LedState.ON
 
@@ -78,11 +79,11 @@ async def test_buttons_answer_mute_and_end_a_call(two_daemons: tuple[Daemon, Dae
     assert log[0].status == "ended"
 
 
-async def _next(events: "asyncio.Queue[Any]", name: str) -> Any:
+async def _next_muted(events: asyncio.Queue[CallEvent]) -> UserMuted:
     while True:
-        event = await events.get()
-        if event.event == name:
-            return event
+        match (await events.get()).event:
+            case UserMuted() as muted:
+                return muted
 
 
 async def test_callbox_run_starts_says_fake_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from appliance import selftest as selftest_module
 from appliance.daemon import Daemon
 from appliance.display.testcard import test_card as make_test_card
+from appliance.events import KitWarning
 from hal.audio.base import Route
 from hal.audio.fake import FakeAudioOutput, FakeMicrophone
 from hal.bluetooth.fake import FakeBluetooth
@@ -232,7 +233,7 @@ async def test_a_call_takes_the_devices_from_a_running_selftest(tmp_path: Path) 
             while daemon.selftest is None or not daemon.selftest.running:
                 await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)  # the chirp is playing
-        warnings: list[Any] = []
+        warnings: list[KitWarning] = []
         with daemon.calls.events.subscribe() as queue:
             view = await api.ok("PUT", "/session", {"session_id": "now"})
             assert view["state"] == "active"
@@ -240,9 +241,9 @@ async def test_a_call_takes_the_devices_from_a_running_selftest(tmp_path: Path) 
             assert status == 409 and body["error"]["code"] == "selftest-busy"
             await asyncio.sleep(1.5)
             while not queue.empty():
-                event = queue.get_nowait()
-                if event.event == "onWarning":
-                    warnings.append(event.data)
+                match queue.get_nowait().event:
+                    case KitWarning() as warning:
+                        warnings.append(warning)
         assert warnings == []
         microphone = cast(FakeMicrophone, hw(daemon).microphone)
         assert microphone.is_open  # the call's

@@ -11,6 +11,7 @@ import pytest
 from appliance.display import sprites, state, theme
 from appliance.display.layout import SpriteItem, compute_layout
 from appliance.display.scene import HomeInfo, Notice, Ringing, Scene, Screen
+from appliance.events import KitWarning
 from hal.camera.pattern import kit_colour
 from tests.display.conftest import SCREEN, ScreenKit, distance, median_colour, near, painted
 
@@ -133,7 +134,7 @@ async def test_warnings_pass_over_the_screen(
     a: ScreenKit = await screen_kits("room-a", controller=True)
     a.screen.set_home(HOME_A)
     message = "the camera works again"
-    a.kit.calls.events.emit("onWarning", {"code": "x", "device": "camera", "message": message})
+    a.kit.calls.events.emit(KitWarning(code="x", device="camera", message=message))
     await a.until(lambda f: same(f, painted(Scene(home=HOME_A, toast=message))))
     await a.until(lambda f: same(f, painted(Scene(home=HOME_A))))
 

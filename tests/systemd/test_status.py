@@ -1,31 +1,43 @@
 """STATUS= texts and journal call lines from call events, as the event hub emits them."""
 
-from typing import Any
-
-from appliance.calls import CallEvent
+from appliance.events import (
+    Call,
+    CallEvent,
+    CallUnanswered,
+    CallUser,
+    Event,
+    IncomingCallReceived,
+    OutgoingCallInitiated,
+    RTCUser,
+    SessionStateChanged,
+    UserJoined,
+    UserLeft,
+    UserListChanged,
+)
 from appliance.systemd.status import CallState, apply_event, describe_call_state
 
 
-def event(event_name: str, /, **data: Any) -> CallEvent:
-    return CallEvent(event_name, data, 0.0)
+def user(uid: str, name: str) -> RTCUser:
+    return RTCUser(uid, name)
 
 
-def user(uid: str, name: str) -> dict[str, Any]:
-    return {"uid": uid, "name": name, "avatar": None, "audio_muted": False}
+def ringing_call(initiator: str, receiver: str) -> Call:
+    return Call(
+        session_id="s1",
+        initiator=CallUser(initiator.lower(), initiator),
+        receiver=CallUser(receiver.lower(), receiver),
+        call_type="video",
+        status="initiated",
+        initiated_at=0.0,
+    )
 
 
-def call_data(initiator: str, receiver: str) -> dict[str, Any]:
-    return {
-        "session_id": "s1",
-        "initiator": {"uid": initiator.lower(), "name": initiator},
-        "receiver": {"uid": receiver.lower(), "name": receiver},
-        "call_type": "video",
-        "status": "initiated",
-    }
+def state(name: str, session_id: str | None) -> SessionStateChanged:
+    return SessionStateChanged(state=name, session_id=session_id)
 
 
-def replay(call: CallState, *events: CallEvent) -> list[str]:
-    lines = [apply_event(call, e) for e in events]
+def replay(call: CallState, *events: Event) -> list[str]:
+    lines = [apply_event(call, CallEvent(e, 0.0)) for e in events]
     return [line for line in lines if line is not None]
 
 
@@ -34,17 +46,17 @@ def test_an_incoming_call_from_ringing_to_the_end() -> None:
     assert describe_call_state(call) == "Idle"
     lines = replay(
         call,
-        event("onIncomingCallReceived", **call_data("Porch", "Lobby")),
-        event("onSessionStateChanged", state="ringing", session_id="s1"),
+        IncomingCallReceived(ringing_call("Porch", "Lobby")),
+        state("ringing", "s1"),
     )
     assert lines == ["Ringing: call from Porch"]
     assert call.session_id == "s1"
     lines = replay(
         call,
-        event("onSessionStateChanged", state="connecting", session_id="s1"),
-        event("onSessionStateChanged", state="active", session_id="s1"),
-        event("onUserJoined", **user("porch", "Porch")),
-        event("onUserListChanged", users=[user("lobby", "Lobby"), user("porch", "Porch")]),
+        state("connecting", "s1"),
+        state("active", "s1"),
+        UserJoined(user("porch", "Porch")),
+        UserListChanged((user("lobby", "Lobby"), user("porch", "Porch"))),
     )
     assert lines == [
         "Connecting to the call",
@@ -55,10 +67,10 @@ def test_an_incoming_call_from_ringing_to_the_end() -> None:
     assert describe_call_state(call) == "In call with 1 participant (Porch)"
     lines = replay(
         call,
-        event("onUserLeft", **user("porch", "Porch")),
-        event("onUserListChanged", users=[user("lobby", "Lobby")]),
-        event("onSessionStateChanged", state="ending", session_id="s1"),
-        event("onSessionStateChanged", state="idle", session_id=None),
+        UserLeft(user("porch", "Porch")),
+        UserListChanged((user("lobby", "Lobby"),)),
+        state("ending", "s1"),
+        state("idle", None),
     )
     assert lines == [
         "Porch left",
@@ -73,10 +85,10 @@ def test_an_outgoing_call_that_nobody_answers() -> None:
     call = CallState("lobby")
     lines = replay(
         call,
-        event("onOutgoingCallInitiated", **call_data("Lobby", "Porch")),
-        event("onSessionStateChanged", state="ringing", session_id="s1"),
-        event("onCallUnanswered", **call_data("Lobby", "Porch")),
-        event("onSessionStateChanged", state="idle", session_id=None),
+        OutgoingCallInitiated(ringing_call("Lobby", "Porch")),
+        state("ringing", "s1"),
+        CallUnanswered(ringing_call("Lobby", "Porch")),
+        state("idle", None),
     )
     assert lines == ["Ringing: calling Porch", "ringing ended"]
 
@@ -84,7 +96,7 @@ def test_an_outgoing_call_that_nobody_answers() -> None:
 def test_a_big_call_names_the_first_few() -> None:
     call = CallState("lobby", state="active", session_id="s2")
     others = [user(f"k{i}", f"Kit {i}") for i in range(5)]
-    replay(call, event("onUserListChanged", users=[user("lobby", "Lobby"), *others]))
+    replay(call, UserListChanged((user("lobby", "Lobby"), *others)))
     assert describe_call_state(call) == (
         "In call with 5 participants (Kit 0, Kit 1, Kit 2 and 2 more)"
     )
@@ -92,6 +104,6 @@ def test_a_big_call_names_the_first_few() -> None:
 
 def test_a_list_change_that_keeps_the_count_logs_nothing() -> None:
     call = CallState("lobby", state="active", session_id="s2")
-    replay(call, event("onUserListChanged", users=[user("lobby", "Lobby"), user("a", "A")]))
-    assert replay(call, event("onUserListChanged", users=[user("a", "A renamed")])) == []
+    replay(call, UserListChanged((user("lobby", "Lobby"), user("a", "A"))))
+    assert replay(call, UserListChanged((user("a", "A renamed"),))) == []
     assert call.others == ["A renamed"]
