@@ -164,12 +164,13 @@ class PyAvCamera:
         self, container: Any, fmt: VideoFormat, frames: Handoff[av.VideoFrame], stop: Any
     ) -> None:
         stream = container.streams.video[0]
+        packets = container.demux(stream)
         try:
-            for packet in container.demux(stream):
+            for packet in packets:
                 for frame in packet.decode():
                     if stop.is_set():
                         return
-                    frames.put_threadsafe(frame.reformat(fmt.width, fmt.height, format="yuv420p"))
+                    frames.put_threadsafe(owned_frame(frame, fmt))
                 if stop.is_set():
                     return
             frames.fail_threadsafe(self._error("the camera stopped sending"))
@@ -177,6 +178,13 @@ class PyAvCamera:
             if not stop.is_set():
                 frames.fail_threadsafe(self._error(f"camera failed: {exc}"))
         finally:
+            # FFmpeg's V4L2 input lends its packets (and so the frames decoded from them)
+            # the driver's mmap buffers, and gives each back to the device when it is freed:
+            # one freed after the device closed writes into freed memory (a segfault, later,
+            # in whichever thread frees it). So every one goes before the device closes.
+            packet = frame = None  # dropped here, not when the function returns
+            with contextlib.suppress(Exception):
+                packets.close()
             with contextlib.suppress(Exception):
                 container.close()
 
@@ -203,6 +211,19 @@ class PyAvCamera:
         await asyncio.to_thread(thread.join, JOIN_SECONDS)
         if thread.is_alive():
             log.warning("%s: the reader did not stop; leaving it behind", self._info.id)
+
+
+def owned_frame(frame: av.VideoFrame, fmt: VideoFormat) -> av.VideoFrame:
+    """``frame`` at ``fmt``'s size as yuv420p, in memory of its own. PyAV hands back the
+    frame itself when it is already so, and a V4L2 frame may live in a driver buffer that
+    must go back to the device before it closes: such a one is copied."""
+    out = frame.reformat(fmt.width, fmt.height, format="yuv420p")
+    if out is frame:
+        out = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+        out.pts = frame.pts
+        if frame.time_base is not None:
+            out.time_base = frame.time_base
+    return out
 
 
 def check_format(fmt: VideoFormat, error: Callable[[str], CameraError]) -> None:

@@ -28,7 +28,7 @@ from hal.camera.real import (
     import_picamera2,
     select,
 )
-from hal.camera.v4l2 import PyAvCamera, find_uvc_cameras, has_hardware_h264
+from hal.camera.v4l2 import PyAvCamera, find_uvc_cameras, has_hardware_h264, owned_frame
 from hal.config import HalConfig
 from hal.errors import HardwareError
 from hal.kit import KitIdentity
@@ -488,3 +488,20 @@ def test_sizes() -> None:
 def test_real_cameras_follow_the_protocol() -> None:
     assert isinstance(sim_camera(), Camera)
     assert isinstance(lavfi_camera("testsrc"), Camera)
+
+
+def test_a_frame_already_at_the_size_and_format_is_copied_into_memory_of_its_own() -> None:
+    # A V4L2 frame may sit in a driver buffer that must go back to the device before it
+    # closes; PyAV returns such a frame itself when no conversion is needed.
+    fmt = VideoFormat(64, 48, 10)
+    pixels = np.random.default_rng(1).integers(0, 255, (72, 64), dtype=np.uint8)
+    lent = av.VideoFrame.from_ndarray(pixels, format="yuv420p")
+    lent.pts = 7
+    kept = owned_frame(lent, fmt)
+    assert kept is not lent
+    assert kept.planes[0].buffer_ptr != lent.planes[0].buffer_ptr
+    assert np.array_equal(kept.to_ndarray(), pixels) and kept.pts == 7
+    # Any other frame is converted (and so copied) by the scaler.
+    rgb = av.VideoFrame.from_ndarray(np.zeros((96, 128, 3), np.uint8), format="rgb24")
+    converted = owned_frame(rgb, fmt)
+    assert (converted.width, converted.height, converted.format.name) == (64, 48, "yuv420p")
