@@ -37,14 +37,22 @@ def main() -> None:
     out = sys.stdout.fileno()
     for line in sys.stdin:
         start = int(line)
+        announced_r, announced_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            # Not a write before the parent has said "pid": on a busy machine the child
+            # could otherwise say "done" first.
+            os.close(announced_w)
+            os.read(announced_r, 1)
+            os.close(announced_r)
             n = start
             while True:
                 save_overrides(state, generation(n))
                 os.write(out, f"done {n}\n".encode())
                 n += 1
+        os.close(announced_r)
         os.write(out, f"pid {pid}\n".encode())
+        os.close(announced_w)  # the child's read returns: it may write
         _, status = os.waitpid(pid, 0)
         os.write(out, f"ended {pid} {status}\n".encode())
 
