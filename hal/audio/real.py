@@ -54,6 +54,7 @@ PREFILL = 2  # periods of silence first: the mixer's 20 ms ticks jitter on a bus
 CAPTURE_BUFFER = 10  # periods captured ahead of the reader; then the thread waits (overrun)
 JOIN_SECONDS = 2.0
 POLL_SECONDS = 0.2
+MAX_STALLS = 3  # a capture that stalls this often in a row, each time after opening again, is gone
 
 
 class AudioDeviceGone(AudioError, DeviceGone):
@@ -103,6 +104,12 @@ def bluealsa_pcm(base: str, address: str, *, sco: bool) -> str:
     if ":" in base:
         return base
     return f"{base}:DEV={address},PROFILE={'sco' if sco else 'a2dp'}"
+
+
+def is_stall(error: Exception) -> bool:
+    """alsa-lib's blocking read or write returns -EIO when the card delivered nothing for
+    longer than its buffer (pyalsaaudio gives only the message, with the device after it)."""
+    return str(error).startswith(os.strerror(errno.EIO))
 
 
 def is_xrun(alsa: Any, pcm: Any) -> bool:
@@ -370,6 +377,7 @@ class AlsaMicrophone:
     ) -> None:
         alsa = self._alsa
         pending = np.empty(0, np.int16)
+        stalls = 0  # stalls in a row, each followed by an open that worked
         try:
             while not stop.is_set():
                 if not slots.acquire(timeout=POLL_SECONDS):
@@ -392,8 +400,24 @@ class AlsaMicrophone:
                                 self._source = None
                             slots.release()
                             continue
-                        raise AudioDeviceGone("microphone", f"{self.device}: {exc}") from exc
+                        if not is_stall(exc) or stalls >= MAX_STALLS:
+                            raise AudioDeviceGone("microphone", f"{self.device}: {exc}") from exc
+                        # alsa-lib's read gave up waiting (a card that stopped delivering for
+                        # longer than its buffer): opened again, it captures; a card that is
+                        # gone does not open, and that ends the microphone.
+                        stalls += 1
+                        self.xruns += 1
+                        log.warning("microphone: %s stalled (%s); opening it again", current, exc)
+                        with contextlib.suppress(Exception):
+                            pcm.close()
+                        pcm = None
+                        pcm, current = self._open_source()
+                        pending = np.empty(0, np.int16)
+                        slots.release()
+                        continue
                     length, data = -1, b""
+                else:
+                    stalls = 0
                 if length < 0:
                     self.xruns += 1  # overrun: pyalsaaudio re-prepares on the next read
                     slots.release()

@@ -24,6 +24,7 @@ from hal.audio.base import FRAME_SAMPLES, AudioError, AudioOutput, Microphone, R
 from hal.audio.jack import EV_SW, EVENT, SW_HEADPHONE_INSERT, eviocgsw, find_headphone_jack
 from hal.audio.pcm import dominant_frequency, tone
 from hal.audio.real import (
+    MAX_STALLS,
     PREFILL,
     AlsaMicrophone,
     AlsaOutput,
@@ -338,6 +339,57 @@ async def test_an_overrun_is_recovered_and_counted(alsa_setup: AlsaSetup) -> Non
     await microphone.close()
     assert microphone.xruns == 1
     assert np.array_equal(got, alsa_setup.mic_samples[: len(got)])
+
+
+class StallingCapture:
+    """alsaaudio, except that reads on its capture PCMs stall as alsa-lib reports a card
+    that delivered nothing for longer than its buffer: ALSAAudioError "Input/output error"
+    with the PCM still RUNNING. ``stalls`` says which reads (counted over every PCM)."""
+
+    def __init__(self, stalls: set[int] | None = None, *, always: bool = False) -> None:
+        self.stalls, self.always, self.reads = stalls or set(), always, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(alsaaudio, name)
+
+    def PCM(self, **kwargs: Any) -> Any:
+        return _StallingPcm(alsaaudio.PCM(**kwargs), self)
+
+
+class _StallingPcm:
+    def __init__(self, pcm: Any, alsa: StallingCapture) -> None:
+        self._pcm, self._alsa = pcm, alsa
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pcm, name)
+
+    def read(self) -> tuple[int, bytes]:
+        self._alsa.reads += 1
+        if self._alsa.always or self._alsa.reads in self._alsa.stalls:
+            raise alsaaudio.ALSAAudioError(f"{os.strerror(errno.EIO)} [test]")
+        length, data = self._pcm.read()
+        return int(length), bytes(data)
+
+
+async def test_a_capture_that_stalls_is_opened_again_and_goes_on(alsa_setup: AlsaSetup) -> None:
+    """A stall (alsa-lib's -EIO after waiting a buffer's time: snd-aloop under load did it)
+    costs what it lost, counted as an xrun, not the microphone for the rest of the call."""
+    microphone = AlsaMicrophone(StallingCapture({3, 9}), PCMS["capture"])
+    await microphone.open()
+    got = [await microphone.read() for _ in range(10)]
+    await microphone.close()
+    assert microphone.xruns == 2
+    assert microphone.captured_from == [PCMS["capture"]] * 3
+    assert all(len(frame) == FRAME_SAMPLES for frame in got)
+
+
+async def test_a_capture_that_stalls_after_every_open_is_gone(alsa_setup: AlsaSetup) -> None:
+    microphone = AlsaMicrophone(StallingCapture(always=True), PCMS["capture"])
+    await microphone.open()
+    with pytest.raises(AudioDeviceGone, match="Input/output error"):
+        await microphone.read()
+    await microphone.close()
+    assert len(microphone.captured_from) == 1 + MAX_STALLS
 
 
 # --- a device that disappears -------------------------------------------------------------
