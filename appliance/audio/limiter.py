@@ -57,6 +57,12 @@ class SoftLimiter:
         """A mix of any width (the int32 sum of participants) to int16 PCM."""
         x = np.asarray(mix, dtype=np.float64)
         n = len(x)
+        if self._gain == 1.0 and (n == 0 or float(np.abs(x).max()) <= self._knee):
+            # Nothing above the knee and no gain to recover (most of any call): every block
+            # would hold a gain of 1, at a cost the event loop feels on a small CPU.
+            self._held = 0
+            self.reduction_db = 0.0
+            return np.clip(np.rint(x), -FULL_SCALE - 1, FULL_SCALE).astype(np.int16)
         blocks = -(-n // self._block)
         padded = np.zeros(blocks * self._block)
         padded[:n] = np.abs(x)

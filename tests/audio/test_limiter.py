@@ -87,3 +87,19 @@ def test_the_mixer_limits_its_sum() -> None:
     pcm = np.concatenate(out[5:])
     assert np.max(np.abs(pcm.astype(np.int32))) <= CEILING + 1
     assert spectrum_share(pcm, TONES) > 0.999
+
+
+def test_blocks_limited_one_by_one_are_the_mix_limited_at_once() -> None:
+    """Quiet blocks take a shortcut; the gain it carries into the next loud block, and the
+    recovery after one, are the full curve's: 20 ms blocks give the samples one call does."""
+    rng = np.random.default_rng(7)
+    levels = [0.05, 0.05, 3.0, 0.2, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 1.5, 0.05, 0.05]
+    mix = np.concatenate(
+        [(rng.standard_normal(FRAME_SAMPLES) * level * FULL_SCALE) for level in levels]
+    ).astype(np.int32)
+    whole = SoftLimiter().process(mix)
+    limiter = SoftLimiter()
+    blocks = [limiter.process(block) for block in np.split(mix, len(levels))]
+    assert np.array_equal(np.concatenate(blocks), whole)
+    quiet = mix[:FRAME_SAMPLES]
+    assert np.array_equal(SoftLimiter().process(quiet), quiet)
