@@ -53,9 +53,37 @@ def pytest_runtest_makereport(
     try:
         state = kit.run(
             "systemctl show -P ActiveState,NRestarts,ExecMainStatus callbox.service; uptime",
-            check=False, timeout=60,
+            check=False,
+            timeout=60,
         ).out
+        crash = crashing_thread(
+            kit.run(
+                "journalctl -b -u callbox.service --no-pager -o cat | grep -A40 'Current thread'",
+                check=False,
+                timeout=60,
+            ).out
+        )
+        if crash:
+            report.sections.append(("virtual kit: the thread that crashed callbox", crash))
+        core = kit.run(
+            "coredumpctl info --no-pager -1 2>/dev/null | grep -A60 'Stack trace of thread'",
+            check=False,
+            timeout=120,
+        ).out
+        if core:
+            report.sections.append(("virtual kit: the last core's native stacks", core))
         report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
         report.sections.append(("virtual kit: far kit", kit.journal("callbox-far", lines=60)))
     except Exception as error:  # the report must not hide the failure
         report.sections.append(("virtual kit", f"could not read the guest: {error}"))
+
+
+def crashing_thread(journal: str) -> str:
+    """The last "Current thread" stack faulthandler wrote (it comes after every other
+    thread's, which a short report would cut off)."""
+    blocks = journal.split("Current thread")
+    if len(blocks) < 2:
+        return ""
+    lines = ("Current thread" + blocks[-1]).splitlines()
+    stack = [lines[0]] + [line for line in lines[1:] if line.lstrip().startswith("File ")]
+    return "\n".join(stack)
