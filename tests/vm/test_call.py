@@ -1,22 +1,43 @@
 """A call between the virtual kit and a far kit (fake hardware, in the guest): the far
-kit's tone through snd-aloop, measured by level and pitch; the far kit decodes vivid's
-frames; the mute button on gpio-sim mutes the call for the far kit and lights the mute
+kit's tone through snd-aloop, measured by level and pitch, and a tone played into the
+loopback heard at the far kit; an underrun forced on the loopback recovered and counted;
+the far kit decodes vivid's frames; a tap on a uinput touch screen brings our tile to the
+main place; the mute button on gpio-sim mutes the call for the far kit and lights the mute
 LED."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hal.audio.pcm import dominant_frequency, rms_dbfs
+from hal.camera.pattern import kit_colour
 from tests.vm import farkit
-from tests.vm.machine import VirtualKit
+from tests.vm.machine import SCREEN, VirtualKit
 from tests.vm.session import end, gpio_value, press, session, wait_until
+from tests.vm.test_screen import bar_shares
+
+GUEST = Path(__file__).parent / "guest"
 
 SESSION = "vm-call"
 MIC_TONE_HZ = 1000
+# The emulated CPU falls behind now and then: a packet lost and concealed puts a seam in the
+# tone, which moves the peak of a one-second spectrum by up to about 12 Hz (measured 638 to
+# 662 Hz for the far kit's 650). Far from the microphone's tone and from anything else here.
+TONE_TOLERANCE_HZ = 25
+# Tone bursts (speech-like: a noise suppressor takes a steady sine for noise) at -12 dBFS
+# into the microphone's loopback, as the far kit meters them. Silence there is -85 to -90.
+# Open: in the emulator, both kits' ICE consent checks time out every ~37 s (their event
+# loops answer later than aioice's 0.5 s) and after some of those reconnections the far
+# kit's meter of our audio stayed at silence while our video went on; so this test runs
+# first, on the call's first connection, and the lane's report says so.
+MIC_LEVEL_DBFS = -50
 
 
 def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
@@ -32,8 +53,11 @@ def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
 def call(vm: VirtualKit) -> Iterator[str]:
     end(vm)
     token = farkit.start(vm)
-    wait_until("the far kit", lambda: vm.run(
-        f"systemctl is-active {farkit.UNIT}", check=False).out.strip() == "active", 600)
+    wait_until(
+        "the far kit",
+        lambda: vm.run(f"systemctl is-active {farkit.UNIT}", check=False).out.strip() == "active",
+        600,
+    )
     vm.api_json("PUT", "/api/v1/session", {"session_id": SESSION})
     farkit.api(vm, token, "PUT", "/api/v1/session", {"session_id": SESSION})
     wait_until("two in the call", lambda: len(session(vm)["participants"]) == 2, 300)
@@ -44,14 +68,45 @@ def call(vm: VirtualKit) -> Iterator[str]:
         vm.run(f"systemctl stop {farkit.UNIT}", check=False)
 
 
+def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
+    """First of the call's tests: see the note on MIC_LEVEL_DBFS."""
+
+    def far_level() -> float:
+        us = far_view_of_us(vm, call)
+        assert us is not None and us["media"] is not None
+        return float(us["media"]["audio_level_dbfs"])
+
+    # Nothing plays into the loopback yet: what the far kit hears of us is silence.
+    wait_until("silence from us at the far kit", lambda: far_level() < -60, 120)
+    vm.run(
+        "mkdir -p /run/callbox-vm && cat > /run/callbox-vm/bursts.py",
+        stdin=(GUEST / "bursts.py").read_bytes(),
+    )
+    vm.run(
+        "systemd-run --unit vm-mic-tone sh -c 'python3 /run/callbox-vm/bursts.py "
+        f"{MIC_TONE_HZ} -12 | aplay -q -D plughw:Loopback,0,1 -r 48000 -c 1 -f S16_LE -t raw'"
+    )
+    try:
+        wait_until(
+            "the microphone's tone at the far kit", lambda: far_level() > MIC_LEVEL_DBFS, 120
+        )
+    finally:
+        vm.run("systemctl stop vm-mic-tone", check=False)
+    wait_until("silence again", lambda: far_level() < -60, 120)
+
+
 def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> None:
     def heard() -> tuple[float, float] | None:
         pcm = farkit.record(vm, "plughw:Loopback,1,0")[24000:]  # the last second
         freq, level = dominant_frequency(pcm), rms_dbfs(pcm)
-        return (freq, level) if abs(freq - farkit.TONE_HZ) < 15 and level > -40 else None
+        return (
+            (freq, level)
+            if abs(freq - farkit.TONE_HZ) < TONE_TOLERANCE_HZ and level > -40
+            else None
+        )
 
     freq, level = wait_until("the far kit's tone on the speaker", heard, 300)
-    assert abs(freq - farkit.TONE_HZ) < 15 and level > -40
+    assert abs(freq - farkit.TONE_HZ) < TONE_TOLERANCE_HZ and level > -40
 
 
 def test_vivids_frames_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
@@ -65,15 +120,92 @@ def test_vivids_frames_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
     assert first is not None and first["media"] is not None
     wait_until(
         "vivid's frames at the far kit",
-        lambda: (us := far_view_of_us(vm, call))
-        and us["media"]["video_frames"] > first["media"]["video_frames"] + 5,
+        lambda: (
+            (us := far_view_of_us(vm, call))
+            and us["media"]["video_frames"] > first["media"]["video_frames"] + 5
+        ),
         300,
     )
 
 
-def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(
+def device_xruns(vm: VirtualKit) -> dict[str, float]:
+    status, body, _ = vm.api("GET", "/metrics")
+    assert status == 200, body[:300]
+    return {
+        sample.labels["device"]: sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "callbox_audio_device_xruns_total"
+    }
+
+
+def test_an_underrun_forced_on_the_loopback_is_recovered_and_counted(
     vm: VirtualKit, call: str
 ) -> None:
+    route = session(vm)["audio_mode"].lower()
+    before = device_xruns(vm)
+    assert set(before) >= {route, "microphone"}, before
+    # The daemon stalls for two seconds (far below the 20 s watchdog): the loopback plays
+    # on and runs dry, and its capture side overflows.
+    vm.run(
+        "pid=$(systemctl show -P MainPID callbox.service); "
+        "kill -STOP $pid; sleep 2; kill -CONT $pid"
+    )
+    after = wait_until(
+        "the underrun counted",
+        lambda: (x := device_xruns(vm))[route] > before[route] and x,
+        120,
+    )
+    assert after["microphone"] > before["microphone"], (before, after)
+    # Recovered: the far kit's tone plays on.
+    test_the_far_kits_tone_plays_on_the_speaker(vm, call)
+
+
+def far_kit_pixels(screen: npt.NDArray[np.uint8]) -> int:
+    """How many pixels show the far kit's test pattern background (its kit colour)."""
+    near = np.abs(screen.astype(np.int16) - np.array(kit_colour(farkit.UID))).max(axis=2)
+    return int((near <= 36).sum())
+
+
+def tap(vm: VirtualKit, fifo: str, x: int, y: int) -> None:
+    """A finger on the touch screen at pixel (x, y)."""
+    ax, ay = round(x * 4095 / (SCREEN[0] - 1)), round(y * 4095 / (SCREEN[1] - 1))
+    vm.run(f"echo tap {ax} {ay} > {fifo}")
+
+
+def test_a_tap_on_the_touch_screen_brings_our_tile_to_the_main_place(
+    vm: VirtualKit, call: str
+) -> None:
+    fifo = "/run/callbox-vm/touch"
+    vm.run(
+        "mkdir -p /run/callbox-vm && cat > /run/callbox-vm/touchscreen.py",
+        stdin=(GUEST / "touchscreen.py").read_bytes(),
+    )
+    vm.run(f"systemd-run --unit vm-touch python3 /run/callbox-vm/touchscreen.py {fifo}")
+    try:
+        wait_until(
+            "the touch screen found", lambda: "Virtual Touch Screen" in vm.journal(lines=400), 120
+        )
+        wait_until("the fifo", lambda: vm.run(f"test -p {fifo}", check=False).exitcode == 0)
+        # The far kit has the main place; vivid's bars (our self view) are a small tile.
+        yellow = np.abs(vm.screendump().astype(np.int16) - np.array((191, 191, 0))).max(axis=2)
+        ys, xs = np.nonzero(yellow <= 48)
+        assert len(xs) > 20, "our self view is not on the screen"
+        small = min(bar_shares(vm.screendump()).values())
+        tap(vm, fifo, int(np.median(xs)), int(np.median(ys)))
+        big = wait_until(
+            "our tile in the main place",
+            lambda: (s := min(bar_shares(vm.screendump()).values())) > 2 * small and s,
+            120,
+        )
+        assert big > 2 * small
+        assert far_kit_pixels(vm.screendump()) > 500  # the far kit is still shown, smaller
+    finally:
+        vm.run("systemctl stop vm-touch", check=False)
+        vm.api("POST", "/api/v1/display/select", {"uid": None})
+
+
+def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(vm: VirtualKit, call: str) -> None:
     vm.run(
         "systemd-run --unit vm-mic-tone2 speaker-test -D plughw:Loopback,0,1 -t sine "
         f"-f {MIC_TONE_HZ} -r 48000 -c 1 -F S16_LE >/dev/null"
@@ -81,8 +213,11 @@ def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(
     try:
         press(vm, 17)
         wait_until("the mute LED", lambda: gpio_value(vm, 23) == 1)
-        wait_until("muted at the far kit",
-                   lambda: (us := far_view_of_us(vm, call)) and us["audio_muted"], 120)
+        wait_until(
+            "muted at the far kit",
+            lambda: (us := far_view_of_us(vm, call)) and us["audio_muted"],
+            120,
+        )
         wait_until(
             "silence at the far kit",
             lambda: (us := far_view_of_us(vm, call)) and us["media"]["audio_level_dbfs"] < -60,
