@@ -51,25 +51,21 @@ def pytest_runtest_makereport(
         report.sections.append(("virtual kit", f"QEMU is not running\n{kit.console_tail()}"))
         return
     try:
-        state = kit.run(
-            "systemctl show -P ActiveState,NRestarts,ExecMainStatus callbox.service; uptime",
-            check=False,
-            timeout=60,
-        ).out
+
+        def guest(command: str) -> str:
+            return kit.run(command, check=False, timeout=120).out
+
+        state = guest(
+            "systemctl show -P ActiveState,NRestarts,ExecMainStatus callbox.service; uptime"
+        )
         crash = crashing_thread(
-            kit.run(
-                "journalctl -b -u callbox.service --no-pager -o cat | grep -A40 'Current thread'",
-                check=False,
-                timeout=60,
-            ).out
+            guest("journalctl -b -u callbox.service --no-pager -o cat | grep -A40 'Current thread'")
         )
         if crash:
             report.sections.append(("virtual kit: the thread that crashed callbox", crash))
-        core = kit.run(
-            "coredumpctl info --no-pager -1 2>/dev/null | grep -A60 'Stack trace of thread'",
-            check=False,
-            timeout=120,
-        ).out
+        core = guest(
+            "coredumpctl info --no-pager -1 2>/dev/null | grep -A60 'Stack trace of thread'"
+        )
         if core:
             report.sections.append(("virtual kit: the last core's native stacks", core))
         report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
