@@ -1,8 +1,8 @@
 """The kit's own camera and microphone during a session.
 
 One pump task per device reads it (a device is read once, whoever consumes it) and feeds:
-the self view, taps (recorder, level meter), and the peers: audio through one PushTrack that
-MediaRelay shares, video through one OutgoingVideo per peer, which picks the camera's own
+the self view, taps (recorder, level meter), and the peers: audio through one bounded
+PushTrack per peer, video through one OutgoingVideo per peer, which picks the camera's own
 H.264 packets or frames for that peer's codec. A camera with a hardware encoder also streams
 small frames (``read_preview``) for the self view and for peers that cannot take H.264.
 A paused camera is closed, not just hidden.
@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
-from aiortc.contrib.media import MediaRelay
 
 from appliance.audio.engines import Processed
 from appliance.media.counters import MediaCounters
@@ -38,6 +37,9 @@ log = logging.getLogger(__name__)
 VIDEO_TIME_BASE = Fraction(1, 90_000)
 AUDIO_TIME_BASE = Fraction(1, SAMPLE_RATE)
 RETRY_SECONDS = 1.0
+# At most 200 ms of our audio waits for a peer's sender (the bound the one queue in front
+# of aiortc's relay had; the relay behind it had none).
+SEND_QUEUE_FRAMES = 10
 LOCAL = "local"  # the uid under which the self view is shown
 
 AudioTap = Callable[[Pcm, bool], None]  # (pcm, muted)
@@ -71,11 +73,9 @@ class LocalMedia:
         self._view = view
         self._warn = warn
         self._on_camera_change = on_camera_change
-        self._relay = MediaRelay()
-        self._audio_source = PushTrack("audio", queue_size=10)
+        self._audio_tracks: list[PushTrack] = []
         self._video_tracks: list[OutgoingVideo] = []
         self._camera_packets = False  # the open camera gives H.264 packets
-        self._proxies: list[MediaStreamTrack] = []
         self._audio_taps: list[AudioTap] = []
         self._audio_task: asyncio.Task[None] | None = None
         self._video_task: asyncio.Task[None] | None = None
@@ -110,22 +110,26 @@ class LocalMedia:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._audio_task = self._video_task = None
-        for proxy in self._proxies:
-            proxy.stop()
+        for audio in self._audio_tracks:
+            audio.stop()
+        self._audio_tracks.clear()
         for track in self._video_tracks:
             track.stop()
         self._video_tracks.clear()
-        self._audio_source.stop()
         if self._view is not None:
             self._view.forget(LOCAL)
 
     # --- tracks for peers ----------------------------------------------------------------
 
     def audio_track(self) -> MediaStreamTrack:
-        self._proxies = [p for p in self._proxies if p.readyState == "live"]
-        proxy = self._relay.subscribe(self._audio_source, buffered=True)
-        self._proxies.append(proxy)
-        return proxy
+        """A new peer's audio, with a queue of its own that drops its oldest frame when
+        full: a sender that falls behind (a busy CPU) loses a frame, never adds delay to
+        every later one (aiortc's MediaRelay queues without a bound: a sender that fell
+        behind once stayed that far behind for the rest of the connection)."""
+        self._audio_tracks = [t for t in self._audio_tracks if t.readyState == "live"]
+        track = PushTrack("audio", queue_size=SEND_QUEUE_FRAMES)
+        self._audio_tracks.append(track)
+        return track
 
     def video_track(self) -> OutgoingVideo:
         """A new peer's video: the peer tells it the negotiated codec (``use_codec``) and
@@ -320,7 +324,9 @@ class LocalMedia:
                         for tap in list(self._audio_taps):
                             tap(pcm, muted)
                         if not muted:
-                            self._audio_source.push(_audio_frame(pcm, samples))
+                            frame = _audio_frame(pcm, samples)
+                            for track in self._audio_tracks:
+                                track.push(frame)
                         samples += len(pcm)
                 except AudioError as err:
                     if healthy:
