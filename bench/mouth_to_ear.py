@@ -77,7 +77,12 @@ async def mark_every(microphone: MarkerMicrophone, seconds: float) -> None:
 def probe_callbox(a: Kit, b: Kit, timeline: Timeline) -> None:
     a_session, b_session = a.calls.session, b.calls.session
     assert a_session is not None and b_session is not None
-    source = a_session.local._audio_source
+    # The audio track a's connection to b sends: the microphone pump pushes into it.
+    source = next(
+        sender.track
+        for sender in a_session.peers[b.uid].pc.getSenders()
+        if sender.track is not None and sender.track.kind == "audio"
+    )
     push = source.push
     pushed = PcmOnsets()
 
