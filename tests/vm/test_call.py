@@ -89,8 +89,8 @@ def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call:
     finally:
         vm.run("systemctl stop vm-mic-tone", check=False)
     # Not asserted yet: silence again soon after. In the emulator the far kit went on
-    # metering our audio for minutes after it stopped (aiortc's receive queue before our
-    # jitter buffer has no bound, and a slow event loop fills it); see docs/TESTING.md.
+    # metering our audio for minutes after it stopped (likely aiortc's receive queue before
+    # our jitter buffer, which has no bound, filled by a slow event loop); docs/TESTING.md.
 
 
 def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> None:
