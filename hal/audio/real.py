@@ -112,6 +112,12 @@ def is_stall(error: Exception) -> bool:
     return str(error).startswith(os.strerror(errno.EIO))
 
 
+def close_quietly(pcm: Any) -> None:
+    """Close ``pcm`` whatever state it is in: it is being given up."""
+    with contextlib.suppress(Exception):
+        pcm.close()
+
+
 def is_xrun(alsa: Any, pcm: Any) -> bool:
     try:
         return bool(pcm.state() == alsa.PCM_STATE_XRUN)
@@ -260,8 +266,7 @@ class AlsaOutput:
             log.warning("%s: %s", self.name, err.message)
             self._failure = err
         finally:
-            with contextlib.suppress(Exception):
-                pcm.close()
+            close_quietly(pcm)
 
     def _write(self, pcm: Any, data: bytes) -> None:
         """Play one period; after an underrun, count it and write the period again."""
@@ -385,8 +390,7 @@ class AlsaMicrophone:
                 if stop.is_set():
                     return
                 if (self._source or self.device) != current:  # to or from a headset
-                    with contextlib.suppress(Exception):
-                        pcm.close()
+                    close_quietly(pcm)
                     pcm = None
                     pcm, current = self._open_source()
                     pending = np.empty(0, np.int16)
@@ -408,8 +412,7 @@ class AlsaMicrophone:
                         stalls += 1
                         self.xruns += 1
                         log.warning("microphone: %s stalled (%s); opening it again", current, exc)
-                        with contextlib.suppress(Exception):
-                            pcm.close()
+                        close_quietly(pcm)
                         pcm = None
                         pcm, current = self._open_source()
                         pending = np.empty(0, np.int16)
@@ -433,8 +436,7 @@ class AlsaMicrophone:
             frames.fail_threadsafe(err)
         finally:
             if pcm is not None:
-                with contextlib.suppress(Exception):
-                    pcm.close()
+                close_quietly(pcm)
 
 
 def create(
