@@ -315,13 +315,13 @@ class Calls:
         return session
 
     async def switch_camera(self) -> None:
-        await self._require_session().switch_camera()
+        await self._require_session().controls.switch_camera()
 
     async def mute_audio(self, muted: bool) -> None:
-        await self._require_session().mute_audio(_bool("muted", muted))
+        await self._require_session().controls.mute_audio(_bool("muted", muted))
 
     async def pause_video(self, paused: bool) -> None:
-        await self._require_session().pause_video(_bool("paused", paused))
+        await self._require_session().controls.pause_video(_bool("paused", paused))
 
     async def set_audio_mode(self, mode: AudioMode | str) -> None:
         session = self._require_session()
@@ -330,7 +330,7 @@ class Calls:
         except ValueError:
             choices = ", ".join(m.value for m in AudioMode)
             raise ValueError(f"mode: expected one of {choices}, got {mode!r}") from None
-        await session.set_audio_mode(route)
+        await session.controls.set_audio_mode(route)
 
     async def enter_pip_mode(self) -> None:
         self._require_session().set_pip(True)
@@ -342,10 +342,10 @@ class Calls:
         await self._require_session().switch_to_video_call()
 
     async def start_recording(self) -> Path:
-        return await self._require_session().start_recording()
+        return await self._require_session().recording.start()
 
     async def stop_recording(self) -> Path:
-        return await self._require_session().stop_recording()
+        return await self._require_session().recording.stop()
 
     async def end_session(self) -> None:
         await self._require_session().end()
