@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from appliance.errors import CallboxError, is_storage_full
+from appliance.jsonwire import json_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Translate = Callable[[Exception], CallboxError | None]
@@ -29,7 +30,7 @@ def error_response(
     if field is not None:
         detail["field"] = field
     headers = {"WWW-Authenticate": challenge} if status == 401 and challenge else None
-    return web.json_response({"error": detail}, status=status, headers=headers)
+    return json_response({"error": detail}, status=status, headers=headers)
 
 
 def json_errors(

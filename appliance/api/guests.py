@@ -37,6 +37,7 @@ from appliance.api.context import ApiContext
 from appliance.api.routing import ApiError, Endpoint, body_of
 from appliance.calls import CallsError, SessionState
 from appliance.errors import CallboxError, is_storage_full, storage_error
+from appliance.jsonwire import send_json
 from appliance.server.errors import ServerError
 from appliance.signaling.client import ServerApi, SignalingError
 from appliance.signaling.messages import MAX_MESSAGE_BYTES
@@ -278,13 +279,14 @@ class GuestsApi:
                     return str(frame.data), guest
                 request_id = hello.get("id")
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await browser.send_json(
+                    await send_json(
+                        browser,
                         {
                             "type": "error",
                             "id": request_id if isinstance(request_id, int) else None,
                             "code": "unauthorized",
                             "message": "this proxy is for guests: say hello with a guest token",
-                        }
+                        },
                     )
         await browser.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
         return None
@@ -327,7 +329,7 @@ async def _forward(
         if guest is not None:
             refusal = _guest_refusal(frame.data, guest)
             if refusal is not None:
-                await source.send_json(refusal)
+                await send_json(source, refusal)
                 continue
         await target.send_str(frame.data)
 

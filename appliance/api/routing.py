@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from appliance.api.auth import TokenStore
 from appliance.errors import CallboxError, storage_error
 from appliance.httperrors import json_errors as shared_json_errors
+from appliance.jsonwire import json_response
 from appliance.validation import problems
 from hal.errors import HardwareError
 
@@ -174,6 +175,6 @@ def bind(endpoint: Endpoint, tokens: TokenStore) -> web.RouteDef:
             return web.Response(status=endpoint.status)
         if not isinstance(result, endpoint.reply):
             raise TypeError(f"{endpoint.path} returned {type(result).__name__}")
-        return web.json_response(result.model_dump(mode="json"), status=endpoint.status)
+        return json_response(result.model_dump(mode="json"), status=endpoint.status)
 
     return web.route(endpoint.method, endpoint.path, handle)

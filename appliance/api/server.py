@@ -27,6 +27,7 @@ from appliance.api.session import SessionApi
 from appliance.calls import Calls
 from appliance.config import Config, split_hostport
 from appliance.discovery import Discovery
+from appliance.jsonwire import json_response
 from appliance.kit import KitController
 from appliance.metrics import KitMetrics
 from appliance.netguard import ConnectionGuard, start_site
@@ -200,7 +201,7 @@ class ApiServer:
         self._url = None
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(self.document)
+        return json_response(self.document)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = await self.metrics.render()

@@ -19,6 +19,7 @@ from appliance.api.routing import ApiError, Endpoint, Param, body_of, param
 from appliance.calls import CallsError, SessionState
 from appliance.calls.errors import no_active_session
 from appliance.events import Call, CallEvent, to_jsonable
+from appliance.jsonwire import send_json
 from appliance.selftest import Report
 from appliance.signaling.messages import SessionId
 
@@ -273,7 +274,7 @@ async def _pump_events(
                 getter.cancel()
                 return
             with contextlib.suppress(ConnectionError):
-                await ws.send_json(getter.result().to_json())
+                await send_json(ws, getter.result().to_json())
     finally:
         for task in (reader, stopper):
             task.cancel()

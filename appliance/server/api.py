@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from appliance import __version__
 from appliance.httperrors import json_errors as shared_json_errors
+from appliance.jsonwire import json_response
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
 from appliance.server.joins import JoinRequestBody, JoinRequests
@@ -113,7 +114,7 @@ class HttpApi:
         ]
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "version": __version__})
+        return json_response({"ok": True, "version": __version__})
 
     def _require_admin(self, request: web.Request, what: str) -> None:
         given = _bearer(request)
@@ -127,33 +128,33 @@ class HttpApi:
         if await self._server.store.user(body.uid) is not None:
             raise ServerError("user-exists", f"{body.uid} is a user already", status=409)
         filed = self._server.joins.file(body, request.remote or "unknown")
-        return web.json_response(
+        return json_response(
             {"id": filed.id, "secret": filed.secret, "status": filed.status}, status=202
         )
 
     async def join_requests(self, request: web.Request) -> web.Response:
         self._require_admin(request, "listing join requests")
-        return web.json_response({"requests": [r.public() for r in self._server.joins.pending()]})
+        return json_response({"requests": [r.public() for r in self._server.joins.pending()]})
 
     async def poll_join_request(self, request: web.Request) -> web.Response:
         filed = self._server.joins.poll(_request_id(request), _bearer(request))
         reply: dict[str, object] = {"id": filed.id, "status": filed.status}
         if filed.status == "approved":
             reply["auth_token"] = filed.auth_token
-        return web.json_response(reply)
+        return json_response(reply)
 
     async def approve_join_request(self, request: web.Request) -> web.Response:
         self._require_admin(request, "approving a kit")
         filed = self._server.joins.decided(_request_id(request))
         filed.auth_token = await self._server.create_user(filed.uid, filed.name)
         filed.status = "approved"
-        return web.json_response(filed.public())
+        return json_response(filed.public())
 
     async def reject_join_request(self, request: web.Request) -> web.Response:
         self._require_admin(request, "rejecting a kit")
         filed = self._server.joins.decided(_request_id(request))
         filed.status = "rejected"
-        return web.json_response(filed.public())
+        return json_response(filed.public())
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus' text format; needs the admin key (a kit that embeds the server
@@ -168,9 +169,7 @@ class HttpApi:
         token = await self._server.create_user(
             body.uid, body.name, body.avatar, session_id=body.session_id, ttl=body.ttl
         )
-        return web.json_response(
-            {"uid": body.uid, "name": body.name, "auth_token": token}, status=201
-        )
+        return json_response({"uid": body.uid, "name": body.name, "auth_token": token}, status=201)
 
     async def users(self, request: web.Request) -> web.Response:
         _not_a_guest(await self._user(request), "list users")
@@ -187,19 +186,19 @@ class HttpApi:
             {"uid": u.uid, "name": u.name, "avatar": u.avatar, "online": connections.online(u.uid)}
             for u in await self._server.store.users()
         ]
-        return web.json_response({"users": users})
+        return json_response({"users": users})
 
     async def remove_user(self, request: web.Request) -> web.Response:
         self._require_admin(request, "removing users")
         uid = _path_uid(request)
         await self._server.remove_user(uid)
-        return web.json_response({"uid": uid, "removed": True})
+        return json_response({"uid": uid, "removed": True})
 
     async def reset_token(self, request: web.Request) -> web.Response:
         self._require_admin(request, "resetting a user's token")
         uid = _path_uid(request)
         token = await self._server.rotate_auth_token(uid)
-        return web.json_response({"uid": uid, "auth_token": token})
+        return json_response({"uid": uid, "auth_token": token})
 
     async def create_token(self, request: web.Request) -> web.Response:
         user = await self._user(request)
@@ -211,7 +210,7 @@ class HttpApi:
                 status=403,
             )
         issued = self._server.tokens.issue(user.uid, body.session_id, until=user.expires_at)
-        return web.json_response(
+        return json_response(
             {
                 "token": issued.token,
                 "session_id": issued.session_id,
@@ -224,7 +223,7 @@ class HttpApi:
         user = _not_a_guest(await self._user(request), "read the call log")
         limit = _limit(request.query.get("limit"))
         calls = await self._server.store.calls_of(user.uid, limit)
-        return web.json_response({"calls": [call.model_dump(mode="json") for call in calls]})
+        return json_response({"calls": [call.model_dump(mode="json") for call in calls]})
 
     async def _user(self, request: web.Request) -> User:
         user = await self._server.store.user_by_token(_bearer(request))
@@ -242,9 +241,7 @@ def _not_a_guest(user: User, what: str) -> User:
 def _path_uid(request: web.Request) -> str:
     uid = request.match_info["uid"]
     if not UID_PATTERN.fullmatch(uid):
-        raise ServerError(
-            "bad-request", "uid: 1-64 letters, digits and _ . @ - only", status=422
-        )
+        raise ServerError("bad-request", "uid: 1-64 letters, digits and _ . @ - only", status=422)
     return uid
 
 

@@ -29,7 +29,8 @@ def kit_tone_hz(uid: str) -> float:
 class FakeMicrophone:
     """Captures a continuous sine, 20 ms per ``read()``, paced in real time.
 
-    Scripting: ``set_tone(hz)``; ``fail()`` makes it vanish (reads and opens raise AudioError)
+    Scripting: ``set_tone(hz)``; ``set_silent(True)`` captures digital silence (zeros, as a
+    browser's muted track sends) until ``set_silent(False)``; ``fail()`` makes it vanish (reads and opens raise AudioError)
     until ``restore()``; ``hear(output, delay_s, gain_db)`` puts it in a room with a fake
     output: what that output plays comes back into the capture ``delay_s`` later at
     ``gain_db`` (the echo path of a speakerphone; by default there is none).
@@ -43,6 +44,7 @@ class FakeMicrophone:
         self.frames_read = 0
         self._earlier_overruns = 0  # those of the opens before this one
         self._failed = False
+        self._silent = False
         self._pacer: Pacer | None = None
         self._echo: list[Pcm] = []  # what the room carries back, oldest first
         self._echo_samples = 0
@@ -114,6 +116,9 @@ class FakeMicrophone:
     def set_tone(self, hz: float) -> None:
         self._generator.set_frequency(hz)
 
+    def set_silent(self, silent: bool) -> None:
+        self._silent = silent
+
     async def open(self) -> None:
         if self._failed:
             raise AudioError("microphone", "device is gone")
@@ -136,6 +141,8 @@ class FakeMicrophone:
             raise AudioError("microphone", "closed while reading")
         self.frames_read += 1
         pcm = self._generator.next(FRAME_SAMPLES)
+        if self._silent:
+            pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         echo = self._heard(FRAME_SAMPLES)
         if echo is None:
             return pcm

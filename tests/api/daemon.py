@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ from appliance.config import merge, validate
 from appliance.daemon import Daemon
 
 TOKEN = "test-token-0123456789abcdef"
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """JSON as a browser's ``JSON.parse`` reads it: NaN and Infinity are refused."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def daemon_config(tmp: Path, uid: str = "room-a", **overrides: Any) -> dict[str, Any]:
@@ -70,8 +80,10 @@ class Api:
             kwargs["json"] = body
         async with self.http.request(method, self.base + "/api/v1" + path, **kwargs) as response:
             text = await response.text()
+            if response.content_type == "application/json":
+                return response.status, strict_loads(text)  # what a browser can read
             try:
-                data = await response.json(content_type=None) if text else None
+                data = json.loads(text) if text else None
             except ValueError:
                 data = text
             return response.status, data

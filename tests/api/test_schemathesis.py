@@ -3,7 +3,9 @@ with generated inputs, authorised; no 5xx, and every reply as the document says.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.daemon import TOKEN
+from tests.api.daemon import TOKEN, strict_loads
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +120,24 @@ def test_api_matches_its_document(live_daemon: str, tmp_path: Path) -> None:
         "/api/v1/display.mjpeg",
         "--report-dir",
         str(tmp_path),
+        "--report",
+        "har",
+        "--report-har-path",
+        str(tmp_path / "run.har"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     assert "No issues found" in result.stdout or "passed" in result.stdout, result.stdout
+    # Every JSON reply of the run is strict JSON, as a browser reads it (no NaN, Infinity).
+    entries = json.loads((tmp_path / "run.har").read_text())["log"]["entries"]
+    json_replies = 0
+    for entry in entries:
+        content = entry["response"]["content"]
+        if not content.get("mimeType", "").startswith("application/json"):
+            continue
+        text = content.get("text", "")
+        if content.get("encoding") == "base64":
+            text = base64.b64decode(text).decode()
+        strict_loads(text)
+        json_replies += 1
+    assert json_replies > 100, f"{json_replies} JSON replies in the run's record"
