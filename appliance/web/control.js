@@ -50,7 +50,12 @@ async function start() {
   try {
     await refresh();
   } catch (err) {
-    if (err.status !== 401) $("call-error").textContent = err.message;
+    // The app is not shown yet: say what went wrong on the prompt, and keep the token in
+    // its field so that Open tries again.
+    if (err.status !== 401) {
+      showLogin(`The kit did not answer: ${err.message}`);
+      $("token").value = token();
+    }
     return;
   }
   $("login").classList.add("hidden");

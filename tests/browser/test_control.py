@@ -195,3 +195,40 @@ async def test_settings_of_the_config_file_are_read_only_and_a_bad_address_is_ex
             raise
         finally:
             await page.close()
+
+
+async def test_a_kit_that_fails_its_first_answer_says_why_on_the_token_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        running_daemon(tmp_path) as kit,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.calls is not None
+
+        def broken() -> dict[str, object]:
+            raise RuntimeError("the session view broke")
+
+        monkeypatch.setattr(kit.calls, "snapshot", broken)
+        page = await browser.open(kit.api.url + "/")
+        try:
+            await page.type_into("#token", TOKEN)
+            await page.click("#login-form button")
+            await page.wait_for(
+                "document.querySelector('#login-error').textContent"
+                ".includes('The kit did not answer: internal error')"
+            )
+            assert await page.evaluate(
+                "document.querySelector('#app').classList.contains('hidden')"
+            )
+            # Mended, the same token opens the page with one click.
+            monkeypatch.undo()
+            await page.click("#login-form button")
+            await page.wait_for("!document.querySelector('#app').classList.contains('hidden')")
+            assert await page.evaluate("document.body.dataset.state") == "idle"
+        except BaseException:
+            await page.screenshot(tmp_path / "page.png")
+            print("page console:", *page.console, sep="\n  ")
+            raise
+        finally:
+            await page.close()
