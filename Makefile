@@ -15,10 +15,11 @@ APT_BASE := python3 python3-venv python3-dev build-essential pkg-config libasoun
 APT_PI   := python3-picamera2 python3-kms++ python3-gi python3-libcamera \
             bluez bluez-alsa-utils libasound2-plugin-bluez
 # What the tests drive for real: a D-Bus daemon, headless Chromium, Janus, speech and sound
-# tools, systemd's analyzers, shellcheck, and the audio-processing libraries.
+# tools, systemd's analyzers, shellcheck, curl (the README's commands), and the audio-processing
+# libraries.
 # apt's numpy and scipy make the Bookworm venv test (tests/images/test_bookworm_venv.py);
 # meson, ninja and kms++'s build packages build the real pykms the display tests check with.
-APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig \
+APT_TEST := chromium espeak-ng sox janus shellcheck systemd iproute2 libspeexdsp-dev swig curl \
             libwebrtc-audio-processing-dev procps python3-numpy python3-scipy \
             meson ninja-build libfmt-dev libdrm-dev pybind11-dev
 # The virtual kit (tests/vm): Debian 12 built with mmdebstrap, booted by QEMU under TCG.
@@ -64,7 +65,7 @@ PICAMERA2_VERSION := 0.3.31
 $(VENV)/.installed-test: pyproject.toml $(BIN)/python $(VENV)/.apt-test $(VENV)/kmsxx/.built
 	$(BIN)/pip install -q -e ".[test]"
 	$(BIN)/pip install -q --no-deps "picamera2==$(PICAMERA2_VERSION)"
-	@touch $@
+	@touch $(VENV)/.installed $@  # the test extra holds the hardware one: make run is set up
 
 # kms++ at the commit Raspberry Pi OS Bookworm packages (python3-kms++), built for the tests:
 # the pykms test double offers only what this real module has (tests/hal/real/kms.py).

@@ -1,43 +1,58 @@
-"""The README's first call between two kits, run as it is written: the room-b config and
-commands are taken from the README (only the ports and paths are moved out of the way of
-other kits on this machine), and room-a rings room-b."""
+"""The README's commands, run as they are written: the first call between two kits (room-a
+by ``make run``, room-b's user, config and ``callbox run``, the ring by curl) and the REST
+API's curl examples. Only ports and paths are moved out of the way of other kits on this
+machine. (``journalctl`` runs in the virtual kit, ``install.sh`` in tests/images.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
 import signal
-import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
+from tests.api.daemon import TOKEN, running_daemon
 from tests.kits import free_port
+from tests.readme import lines_running, shell_blocks, without_comment
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN_LINE = re.compile(r"API token created \([^)]*\): (\S+)")
 
 
-def recipe() -> tuple[list[str], str]:
-    """The first-call section's shell blocks: (command lines, the room-b TOML)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## A first call between two kits", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
-    text = "\n".join(blocks)
+def recipe() -> tuple[list[str], str, str]:
+    """The first-call section: (command lines, the room-b TOML, the curl that rings)."""
+    text = shell_blocks("## A first call between two kits")
     toml = text.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0]
     commands = [
-        line.split("#", 1)[0].strip()  # without the comment
+        without_comment(line)
         for line in text.splitlines()
         if line.startswith((".venv/bin/", "make "))
     ]
-    return commands, toml
+    (ring,) = [line for line in text.splitlines() if line.startswith("curl ")]
+    return commands, toml, ring
 
 
-async def start(config: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
+async def shell(command: str, **env: str) -> str:
+    """``command`` run by sh as a person types it; its output (it must succeed)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "appliance", "run", "--config", str(config),
+        "sh", "-c", command, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (command, err.decode())
+    return out.decode()
+
+
+async def start(*command: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """``command`` started in a session of its own (make and the kit it runs stop together),
+    once it logs that the kit is ready; with what it logged."""
+    proc = await asyncio.create_subprocess_exec(
+        *command, cwd=REPO, start_new_session=True,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -53,7 +68,7 @@ async def start(config: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
 
 async def stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 30)
 
 
@@ -64,8 +79,8 @@ def api_token(lines: list[str]) -> str:
 
 
 async def test_the_readmes_first_call_between_two_kits(tmp_path: Path) -> None:
-    commands, room_b_toml = recipe()
-    assert commands[0].startswith("make run")
+    commands, room_b_toml, ring = recipe()
+    assert commands[0] == "make run"
     assert commands[1] == '.venv/bin/callbox users add room-b --name "Room B"'
     assert commands[2] == ".venv/bin/callbox run --config /tmp/room-b.toml"
 
@@ -76,13 +91,12 @@ async def test_the_readmes_first_call_between_two_kits(tmp_path: Path) -> None:
         f'[api]\nlisten = "127.0.0.1:{a_port}"\n[hal]\nbackend = "fake"\n'
         f'[paths]\nstate = "{tmp_path / "room-a"}"\n'
     )
-    kit_a, a_lines = await start(room_a)
+    kit_a, a_lines = await start(*shlex.split(commands[0]), f"CONFIG={room_a}")
     kit_b = None
     try:
         # In a second terminal: the README's commands, with the config file moved.
-        users_add = [*shlex.split(commands[1])[1:], "--config", str(room_a)]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance", *users_add,
+            *shlex.split(commands[1]), "--config", str(room_a), cwd=REPO,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -96,7 +110,7 @@ async def test_the_readmes_first_call_between_two_kits(tmp_path: Path) -> None:
         )
         room_b = tmp_path / "room-b.toml"
         room_b.write_text(toml + '\n[hal]\nbackend = "fake"\n')
-        kit_b, b_lines = await start(room_b)
+        kit_b, b_lines = await start(*shlex.split(commands[2])[:-1], str(room_b))
 
         # room-a rings room-b, listed online among the kits.
         headers_a = {"Authorization": f"Bearer {api_token(a_lines)}"}
@@ -106,12 +120,11 @@ async def test_the_readmes_first_call_between_two_kits(tmp_path: Path) -> None:
                 assert (await r.json())["kits"] == [
                     {"uid": "room-b", "name": "Room B", "online": True}
                 ]
-            async with http.post(
-                f"http://127.0.0.1:{a_port}/api/v1/calls",
-                headers=headers_a,
-                json={"receiver": "room-b"},
-            ) as r:
-                assert r.status == 201, await r.text()
+            rang = await shell(
+                ring.replace("localhost:8080", f"localhost:{a_port}"),
+                ROOM_A_TOKEN=api_token(a_lines),
+            )
+            assert json.loads(rang)["receiver"]["uid"] == "room-b", rang
             async with asyncio.timeout(10):
                 while True:
                     async with http.get(
@@ -126,3 +139,26 @@ async def test_the_readmes_first_call_between_two_kits(tmp_path: Path) -> None:
         if kit_b is not None:
             await stop(kit_b)
         await stop(kit_a)
+
+
+async def test_the_readmes_rest_api_examples(tmp_path: Path) -> None:
+    block = shell_blocks("## The REST API")
+    assert block.startswith("TOKEN=...")
+    start_session, mute, patch_config = lines_running(block, "curl")
+    # The camera at 10 fps first: the example's 15 is then a change.
+    async with running_daemon(tmp_path, hal={"camera": {"fps": 10}}) as kit:
+        assert kit.api is not None and kit.calls is not None
+        port = kit.api.url.rsplit(":", 1)[1]
+
+        async def run(command: str) -> Any:
+            out = await shell(command.replace("localhost:8080", f"localhost:{port}"), TOKEN=TOKEN)
+            return json.loads(out)
+
+        started = await run(start_session)
+        assert (started["state"], started["session_id"]) == ("active", "standup"), started
+        assert (await run(mute))["local"]["audio_muted"] is True
+        changed = await run(patch_config)
+        assert {"field": "hal.camera.fps", "applies": "next-call"}.items() <= changed["changes"][
+            0
+        ].items(), changed
+        assert kit.calls.snapshot()["local"]["audio_muted"] is True
