@@ -331,8 +331,9 @@ async def request_to_join(
             filed = {"url": url, "id": int(reply["id"]), "secret": str(reply["secret"])}
             atomic_write_text(path, json.dumps(filed) + "\n", mode=0o600)
             log.warning(
-                "asked %s to let %s in (request %s): approve it on the server with "
-                "POST /v1/join-requests/%s/approve",
+                "asked %s to let %s in (request %s): approve it on the control page of the "
+                "kit hosting that server (Asking to join), or with "
+                "POST /v1/join-requests/%s/approve and the server's admin key",
                 url, uid, filed["id"], filed["id"],
             )  # fmt: skip
         headers = {"Authorization": f"Bearer {filed['secret']}"}

@@ -94,6 +94,25 @@ class LanKits(Reply):
     kits: list[LanKit]
 
 
+class JoinRequest(Reply):
+    """A kit that found this kit's session server on the LAN and asks to become a user."""
+
+    id: int
+    uid: str
+    name: str
+    fingerprint: str | None = Field(
+        description="its TLS certificate, as it says: compare it with the one on its screen"
+    )
+    address: str = Field(description="where the request came from")
+    requested_at: float = Field(description="Unix time")
+    status: Literal["pending", "approved", "rejected"]
+
+
+class JoinRequestList(Reply):
+    hosted: bool = Field(description="whether this kit hosts its session server (else: none)")
+    requests: list[JoinRequest]
+
+
 class Health(Reply):
     ok: bool
     version: str

@@ -19,6 +19,7 @@ from appliance.api.context import ApiContext, Screen
 from appliance.api.devices import DevicesApi
 from appliance.api.display import DisplayApi
 from appliance.api.guests import GuestsApi
+from appliance.api.joins import JoinsApi
 from appliance.api.lan import LanApi
 from appliance.api.pages import Pages
 from appliance.api.records import RecordsApi
@@ -97,6 +98,7 @@ class ApiServer:
             self.records,
             DevicesApi(self.context),
             LanApi(self.context),
+            JoinsApi(self.context),
             DisplayApi(self.context, self._closing),
             self.guests,
         ]

@@ -22,7 +22,7 @@ from appliance.httperrors import json_errors as shared_json_errors
 from appliance.jsonwire import json_response
 from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError
-from appliance.server.joins import JoinRequestBody, JoinRequests
+from appliance.server.joins import JoinRequest, JoinRequestBody, JoinRequests
 from appliance.server.metrics import ServerMetrics
 from appliance.server.store import Store, User
 from appliance.server.tokens import CallTokens
@@ -89,6 +89,10 @@ class Server(Protocol):
 
     async def remove_user(self, uid: str) -> None: ...
 
+    async def approve_join(self, request_id: int) -> JoinRequest: ...
+
+    def reject_join(self, request_id: int) -> JoinRequest: ...
+
 
 class HttpApi:
     def __init__(self, server: Server) -> None:
@@ -145,16 +149,11 @@ class HttpApi:
 
     async def approve_join_request(self, request: web.Request) -> web.Response:
         self._require_admin(request, "approving a kit")
-        filed = self._server.joins.decided(_request_id(request))
-        filed.auth_token = await self._server.create_user(filed.uid, filed.name)
-        filed.status = "approved"
-        return json_response(filed.public())
+        return json_response((await self._server.approve_join(_request_id(request))).public())
 
     async def reject_join_request(self, request: web.Request) -> web.Response:
         self._require_admin(request, "rejecting a kit")
-        filed = self._server.joins.decided(_request_id(request))
-        filed.status = "rejected"
-        return json_response(filed.public())
+        return json_response(self._server.reject_join(_request_id(request)).public())
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus' text format; needs the admin key (a kit that embeds the server

@@ -23,7 +23,7 @@ from appliance.server.connection import ConnectionRegistry
 from appliance.server.errors import ServerError, UnknownUser
 from appliance.server.janus.pool import JanusPool
 from appliance.server.janus.rooms import JanusRooms
-from appliance.server.joins import JoinRequests
+from appliance.server.joins import JoinRequest, JoinRequests
 from appliance.server.metrics import ServerMetrics
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
@@ -204,6 +204,20 @@ class SessionServer:
             User(user.uid, user.name, user.avatar, user.session_id, expires_at), token
         )
         return token
+
+    async def approve_join(self, request_id: int) -> JoinRequest:
+        """The operator lets a kit that asked in become a user; its poll gets the token."""
+        filed = self.joins.decided(request_id)
+        filed.auth_token = await self.create_user(filed.uid, filed.name)
+        filed.status = "approved"
+        log.info("join request %d approved: %s (%s) is a user now", filed.id, filed.name, filed.uid)
+        return filed
+
+    def reject_join(self, request_id: int) -> JoinRequest:
+        filed = self.joins.decided(request_id)
+        filed.status = "rejected"
+        log.info("join request %d rejected: %s (%s)", filed.id, filed.name, filed.uid)
+        return filed
 
     async def rotate_auth_token(self, uid: str) -> str:
         """A new auth token for ``uid``; the old one stops working, and connections that

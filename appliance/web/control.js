@@ -235,7 +235,57 @@ async function loadKits() {
     view.lan = [];
   }
   renderKits();
+  await loadJoinRequests();
   if (!$("app").classList.contains("hidden")) view.kitsTimer = setTimeout(loadKits, 10000);
+}
+
+// --- kits asking to join this kit's session server ----------------------------------------
+
+async function loadJoinRequests() {
+  let listed;
+  try {
+    listed = await api("GET", "/join-requests");
+    $("joins-error").textContent = "";
+  } catch (err) {
+    $("joins-error").textContent = err.message;
+    return;
+  }
+  // Only a kit that hosts its session server decides who joins it.
+  $("joins").classList.toggle("hidden", !listed.hosted);
+  $("join-requests").replaceChildren(...listed.requests.map(joinRequestItem));
+  if (!listed.requests.length) $("join-requests").append(hint("Nobody is asking to join."));
+}
+
+function joinRequestItem(request) {
+  const item = document.createElement("li");
+  item.dataset.id = String(request.id);
+  const who = document.createElement("span");
+  who.className = "grow";
+  who.textContent = `${request.name} (${request.uid}) from ${request.address}`;
+  const print = document.createElement("code");
+  print.className = "fingerprint";
+  // Compare with the fingerprint the asking kit shows on its screen before approving.
+  print.textContent = request.fingerprint || "no fingerprint given";
+  const approve = document.createElement("button");
+  approve.type = "button";
+  approve.className = "ok";
+  approve.textContent = "Approve";
+  const reject = document.createElement("button");
+  reject.type = "button";
+  reject.textContent = "Reject";
+  for (const [button, verdict] of [[approve, "approve"], [reject, "reject"]]) {
+    button.addEventListener("click", async () => {
+      approve.disabled = reject.disabled = true;
+      try {
+        await api("POST", `/join-requests/${request.id}/${verdict}`);
+      } catch (err) {
+        $("joins-error").textContent = err.message;
+      }
+      await loadKits();  // an approved kit is a user now: the kit list has it
+    });
+  }
+  item.append(who, print, approve, reject);
+  return item;
 }
 
 function renderKits() {
@@ -264,7 +314,7 @@ function renderKits() {
     item.append(name, state);
     if (onLan.has(kit.uid)) {
       item.dataset.lan = "true";
-      item.append(badge("on the LAN"));
+      item.append(plainBadge("on the LAN"));
     }
     item.append(call);
     return item;
@@ -285,13 +335,15 @@ function renderKits() {
     open.rel = "noopener noreferrer";
     open.target = "_blank";
     open.textContent = "Open";
-    item.append(name, badge("on the LAN"), open);
+    item.append(name, plainBadge("on the LAN"), open);
     list.append(item);
   }
   if (!list.children.length) list.append(hint("No other kits on the session server yet."));
 }
 
-function badge(text) {
+// A plain badge; badge() above is an alert (muted, video off). Both were once named
+// badge, and the later one silently replaced the alert everywhere.
+function plainBadge(text) {
   const span = document.createElement("span");
   span.className = "badge";
   span.textContent = text;

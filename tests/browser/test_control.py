@@ -10,6 +10,7 @@ import pytest
 
 from appliance.discovery import Discovery
 from tests.api.daemon import TOKEN, api_client, running_daemon
+from tests.api.test_join_requests import ask_to_join
 from tests.browser.chromium import chromium, chromium_path
 from tests.kits import KitFactory
 
@@ -232,3 +233,31 @@ async def test_a_kit_that_fails_its_first_answer_says_why_on_the_token_prompt(
             raise
         finally:
             await page.close()
+
+
+async def test_a_kit_asking_to_join_is_approved_from_the_page(tmp_path: Path) -> None:
+    async with (
+        running_daemon(tmp_path) as kit,
+        chromium(tmp_path / "profile") as browser,
+    ):
+        assert kit.api is not None and kit.server is not None
+        request_id, _ = await ask_to_join(kit.server.url, "porch", "Porch")
+        page = await browser.open(kit.api.url + "/")
+        try:
+            await page.type_into("#token", TOKEN)
+            await page.click("#login-form button")
+            await page.wait_for("!document.querySelector('#joins').classList.contains('hidden')")
+            item = f"#join-requests li[data-id='{request_id}']"
+            await page.wait_for(f"document.querySelector(\"{item}\") !== null")
+            shown = await page.evaluate(f"document.querySelector(\"{item}\").textContent")
+            assert "Porch (porch)" in shown and "ab" * 32 in shown
+            await page.click(f"{item} button.ok")
+            await page.wait_for("document.querySelector(\"#kits li[data-uid='porch']\") !== null")
+            await page.wait_for("!document.querySelector('#join-requests li[data-id]')")
+        except BaseException:
+            await page.screenshot(tmp_path / "page.png")
+            print("page console:", *page.console, sep="\n  ")
+            raise
+        finally:
+            await page.close()
+        assert await kit.server.store.user("porch") is not None
