@@ -16,23 +16,21 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from typing import Any
 
 import av
 from PIL import Image
 
 from appliance.calls import Calls, CallsError, DisplayMode
-from appliance.calls.errors import no_active_session
 from appliance.calls.events import CallEvent
-from appliance.calls.session import CallSession
+from appliance.display.actions import ScreenActions
 from appliance.display.avatars import AvatarImages
 from appliance.display.layout import Layout, compute_layout
 from appliance.display.painter import Painter
+from appliance.display.recording import RECORDER_FRAME_SECONDS, RECORDING_SIZE, RecordingCanvas
 from appliance.display.render import Rgb, SpriteCache
-from appliance.display.scene import LOCAL_VIDEO, Control, HomeInfo, Scene, Screen
+from appliance.display.scene import LOCAL_VIDEO, Control, HomeInfo, Scene
 from appliance.display.state import (
-    CURSOR_SECONDS,
     ScreenState,
     active_session,
     follow_session,
@@ -41,11 +39,12 @@ from appliance.display.state import (
     update_speaker,
 )
 from appliance.display.testcard import test_card
-from appliance.events import LocalStateChanged
 from appliance.tasks import TaskSet
 from hal.display.base import Display
 from hal.errors import HardwareError
-from hal.input.base import Pointer, PointerAction, PointerEvent
+from hal.input.base import Pointer, PointerEvent
+
+__all__ = ["RECORDING_SIZE", "Compositor"]
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +56,8 @@ SPEAKER_POLL = 0.2  # seconds between active-speaker checks during a call
 IDLE_TICK = 1.0  # seconds between checks outside a call (server connection, notices)
 DISPLAY_RETRY = 2.0  # seconds between attempts to reopen an unplugged screen
 ERROR_PAUSE = 1.0  # after a painting error, before trying again
-DRAG_THRESHOLD = 0.015  # of the screen's width: a press that moves less is a tap
-# The call as a recording shows it: the default layout of everyone, without the on-screen
-# buttons, picture-in-picture, pointer or passing messages, at the recorder's size.
-RECORDING_SIZE = (640, 360)
-RECORDER_FRAME_SECONDS = 2.0  # keep publishing av.VideoFrames this long after a request
 MAX_SIZE = (3840, 2160)
 MIN_SIZE = (320, 240)
-
-
-@dataclass
-class _Gesture:
-    x: int
-    y: int
-    grabbed: str | None  # uid of the floating tile being dragged
-    offset: tuple[int, int]  # where in that tile it was grabbed
-    moved: bool = False
 
 
 class Compositor:
@@ -100,9 +85,6 @@ class Compositor:
         self._images = AvatarImages(on_loaded=self._refresh)
         self._sprites = SpriteCache(self._images.get)
         self._painter = Painter(self._size, self._sprites)
-        # The recording's own canvas, painted beside the screen while a recorder asks.
-        self._recording_painter: Painter | None = None
-        self._recording_layout: tuple[Scene, Layout] | None = None
         self._frames: dict[str, av.VideoFrame] = {}
         self._aspects: dict[str, float] = {}
         self._scene = Scene(home=self._home)
@@ -110,16 +92,20 @@ class Compositor:
         self._shown_layout = self._layout
         self._wake = asyncio.Event()
         self._wake.set()  # the first frame
+        # The recording's own canvas, painted beside the screen while a recorder asks.
+        self._recording = RecordingCanvas(self._sprites, wake=self._wake.set)
         self._new_frame = asyncio.Condition()
         self._frame_no = 0
         self._far_frame_at = -math.inf  # when a far end's frame last came
         self._display_ok = False
         self._present_pending = True
         self._resize_to: tuple[int, int] | None = None
-        self._gesture: _Gesture | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._actions = TaskSet(log, expected=(CallsError, ValueError))
+        self._input = ScreenActions(
+            self, calls, self._state, refresh=self._refresh, tasks=self._actions
+        )
         self._started = False
         self._subscriptions = contextlib.ExitStack()
         self._card: Rgb | None = None  # the self-test's test card, while it is up
@@ -226,143 +212,31 @@ class Compositor:
         self._home = info
         self._refresh()
 
+    # What a touch, a click or the API does: ScreenActions.
+
     def set_mode(self, mode: DisplayMode | str) -> None:
-        mode = _display_mode(mode)
-        session = self._session()
-        if session.display_mode is not mode:
-            session.display_mode = mode
-            self._calls.events.emit(LocalStateChanged(session.local_state()))
-        self._refresh()
+        self._input.set_mode(mode)
 
     def select(self, uid: str | None) -> None:
-        """Pick the participant for the spotlight or the single view (None: follow the
-        active speaker again). In the grid, picking a tile switches to the spotlight."""
-        session = self._session()
-        if not session.settings.enable_video_tile_click:
-            raise CallsError("tile-click-disabled", "picking a tile is disabled for this call")
-        self._state.focus = None if uid is None else _participant(session, uid)
-        if uid is not None and session.display_mode is DisplayMode.default:
-            self.set_mode(DisplayMode.spotlight)
-        self._refresh()
+        self._input.select(uid)
 
     def move_tile(self, uid: str, x: int, y: int) -> None:
-        """Move the floating small tile so its top left corner is at (x, y); it stays within
-        the spotlight area."""
-        _check_point(x, y, self._size)
-        session = self._session()
-        if not session.settings.enable_draggable_video_tile:
-            raise CallsError("tile-drag-disabled", "dragging tiles is disabled for this call")
-        uid = _participant(session, uid)
-        tile = self._layout.tile_of(uid)
-        if tile is None or not tile.floating or self._scene.pip:
-            raise CallsError("tile-not-floating", f"{uid} is not in the floating tile now")
-        self._state.floating_at = (x, y)
-        self._refresh()
+        self._input.move_tile(uid, x, y)
 
     def hit_test(self, x: int, y: int) -> str | None:
-        """The uid of the participant whose tile is at (x, y), if any."""
-        _check_point(x, y, self._size)
-        if self._scene.screen is not Screen.CALL:
-            return None
-        tile = self._layout.tile_at(x, y)
-        return tile.uid if tile is not None else None
+        return self._input.hit_test(x, y)
 
     def tap(self, x: int, y: int) -> str | None:
-        """What a touch (or click) at (x, y) does: press a control bar button, pick a tile
-        (tap the picked one again to let go), or bring the PIP window back. Returns what was
-        tapped: a control's name, a uid, "pip", or None."""
-        _check_point(x, y, self._size)
-        session = active_session(self._calls)
-        scene, layout = self._scene, self._layout
-        if session is None or scene.screen is not Screen.CALL:
-            return None
-        if scene.pip:
-            if layout.call_area is not None and layout.call_area.contains_point(x, y):
-                self._actions.spawn(self._calls.exit_pip_mode(), "exit pip")
-                return "pip"
-            return None
-        control = layout.button_at(x, y)
-        if control is not None:
-            self._actions.spawn(self.press(control), f"button {control.value}")
-            return control.value
-        tile = layout.tile_at(x, y)
-        if tile is None or not session.settings.enable_video_tile_click:
-            return None
-        self.select(None if tile.main and self._state.focus == tile.uid else tile.uid)
-        return tile.uid
+        return self._input.tap(x, y)
 
     async def press(self, control: Control | str) -> None:
-        """Do what a control bar button does, as its physical twin would."""
-        try:
-            control = Control(control)
-        except ValueError:
-            choices = ", ".join(c.value for c in Control)
-            raise ValueError(f"control: expected one of {choices}, got {control!r}") from None
-        session = self._session()
-        controls = self._scene.controls
-        if controls is None or control not in controls.buttons:
-            raise CallsError("button-hidden", f"the {control.value} button is not shown")
-        calls = self._calls
-        if control is Control.MUTE:
-            await calls.mute_audio(not session.local.audio_muted)
-        elif control is Control.PAUSE_VIDEO:
-            await calls.pause_video(not session.local.video_paused)
-        elif control is Control.SWITCH_CAMERA:
-            await calls.switch_camera()
-        elif control is Control.AUDIO_MODE:
-            routes = calls.router.available
-            if not routes:
-                raise CallsError("audio-mode-unavailable", "there is no audio route")
-            current = calls.router.current
-            index = routes.index(current) if current in routes else -1
-            await calls.set_audio_mode(routes[(index + 1) % len(routes)])
-        elif control is Control.SWITCH_TO_VIDEO:
-            await calls.switch_to_video_call()
-        elif control is Control.RECORDING:
-            if session.recorder is None:
-                await calls.start_recording()
-            else:
-                await calls.stop_recording()
-        else:
-            calls.press_end_call_button()
+        await self._input.press(control)
 
     def attach_pointer(self, pointer: Pointer) -> None:
         pointer.start(self.on_pointer)
 
     def on_pointer(self, event: PointerEvent) -> None:
-        """A touch screen or mouse event: taps, and drags of the floating tile."""
-        width, height = self._size
-        x = min(width - 1, max(0, round(event.x * (width - 1))))
-        y = min(height - 1, max(0, round(event.y * (height - 1))))
-        if event.cursor:
-            self._state.cursor = (x, y)
-            self._state.cursor_until = time.monotonic() + CURSOR_SECONDS
-            self._refresh()
-        gesture = self._gesture
-        if event.action is PointerAction.DOWN:
-            tile = self._layout.tile_at(x, y) if self._scene.screen is Screen.CALL else None
-            floating = tile is not None and tile.floating and not self._scene.pip
-            self._gesture = _Gesture(
-                x,
-                y,
-                tile.uid if floating and tile is not None else None,
-                (x - tile.rect.x, y - tile.rect.y) if tile is not None else (0, 0),
-            )
-        elif event.action is PointerAction.MOVE and gesture is not None:
-            if abs(x - gesture.x) + abs(y - gesture.y) > DRAG_THRESHOLD * width:
-                gesture.moved = True
-            if gesture.moved and gesture.grabbed is not None:
-                with contextlib.suppress(CallsError, ValueError):
-                    self.move_tile(
-                        gesture.grabbed,
-                        max(0, x - gesture.offset[0]),
-                        max(0, y - gesture.offset[1]),
-                    )
-        elif event.action is PointerAction.UP and gesture is not None:
-            self._gesture = None
-            if not gesture.moved:
-                with contextlib.suppress(CallsError, ValueError):
-                    self.tap(gesture.x, gesture.y)
+        self._input.on_pointer(event)
 
     # --- frames out ----------------------------------------------------------------------
 
@@ -415,34 +289,11 @@ class Compositor:
         """The call for the recorder (``frame_source``): the default layout of everyone,
         without the on-screen buttons, at RECORDING_SIZE, as an rgb24 av.VideoFrame. Frames
         are painted (off the event loop, with the screen's) while they are asked for."""
-        if self._recording_painter is None:
-            self._recording_painter = Painter(RECORDING_SIZE, self._sprites)
-        painter = self._recording_painter
-        painter.keep_video_frame_until = time.monotonic() + RECORDER_FRAME_SECONDS
-        if painter.video_frame is None:
-            self._wake.set()
-        return painter.video_frame
+        return self._recording.frame()
 
     def recording_layout(self) -> Layout:
         """How the recording lays out the call now (the screen's scene, recorded)."""
-        scene = self._scene
-        cached = self._recording_layout
-        if cached is not None and cached[0] is scene:
-            return cached[1]
-        recorded = replace(
-            scene,
-            mode=DisplayMode.default,
-            focus=None,
-            floating_at=None,
-            pip=False,
-            controls=None,
-            timeout_left=None,
-            cursor=None,
-            toast=None,
-        )
-        layout = compute_layout(recorded, RECORDING_SIZE)
-        self._recording_layout = (scene, layout)
-        return layout
+        return self._recording.layout(self._scene)
 
     def current_frame(self) -> av.VideoFrame | None:
         """The screen as an rgb24 av.VideoFrame, for the call recorder (``frame_source``).
@@ -481,7 +332,7 @@ class Compositor:
                 await asyncio.sleep(ERROR_PAUSE)
                 self._wake.set()
                 continue
-            await self._paint_recording(loop)
+            await self._recording.paint(loop, self._executor, self._scene, self._frames)
             # Paced on average, not frame by frame: a far frame that comes a little early
             # (network and loop jitter) is painted at once; waiting for the exact period
             # made each wait longer than the last, until one frame in three was skipped.
@@ -493,21 +344,6 @@ class Compositor:
                     self._new_frame.notify_all()
             if regions or self._present_pending:
                 await self._present()
-
-    async def _paint_recording(self, loop: asyncio.AbstractEventLoop) -> None:
-        painter = self._recording_painter
-        if painter is None:
-            return
-        if time.monotonic() >= painter.keep_video_frame_until:
-            self._recording_painter = None  # the recording ended: free its canvas
-            return
-        try:
-            await loop.run_in_executor(
-                self._executor, painter.paint, self.recording_layout().items, dict(self._frames)
-            )
-        except Exception:  # the recording must not take the screen down with it
-            log.exception("painting the recording failed")
-            painter.invalidate()
 
     async def _present(self) -> None:
         display = self._display
@@ -604,12 +440,6 @@ class Compositor:
             self._layout = compute_layout(scene, self._size)
             self._wake.set()
 
-    def _session(self) -> CallSession:
-        session = active_session(self._calls)
-        if session is None:
-            raise no_active_session()
-        return session
-
 
 def _check_size(size: tuple[int, int]) -> None:
     if (
@@ -621,33 +451,3 @@ def _check_size(size: tuple[int, int]) -> None:
         raise ValueError(
             f"size: expected (width, height) from {MIN_SIZE} to {MAX_SIZE}, got {size!r}"
         )
-
-
-def _check_point(x: int, y: int, size: tuple[int, int]) -> None:
-    for name, value, limit in (("x", x, size[0]), ("y", y, size[1])):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected whole pixels, got {value!r}")
-        if not 0 <= value < limit:
-            raise ValueError(f"{name}: must be 0 to {limit - 1}, got {value}")
-
-
-def _display_mode(mode: DisplayMode | str) -> DisplayMode:
-    if isinstance(mode, DisplayMode):
-        return mode
-    if isinstance(mode, str):
-        with contextlib.suppress(ValueError):
-            return DisplayMode(mode.lower())
-    raise ValueError(f"mode: expected one of default, single, spotlight, got {mode!r}")
-
-
-def _participant(session: CallSession, uid: str) -> str:
-    """The uid of a participant of ``session``; LOCAL_VIDEO and the kit's own uid both mean
-    the kit itself."""
-    if not isinstance(uid, str):
-        raise ValueError(f"uid: expected a participant's uid, got {uid!r}")
-    me = session.me
-    if me is not None and uid in (LOCAL_VIDEO, me.uid):
-        return me.uid
-    if uid in session.participants:
-        return uid
-    raise ValueError(f"uid: no participant {uid!r} in this call")
