@@ -4,28 +4,34 @@
 buttons, and a z-ordered paint list of three kinds of items: solid fills, video tiles and
 pre-rendered sprites. The compositor paints that list; hit tests use the tiles and buttons.
 
-Modes, as the seed's default call UI has them:
-- ``default``: a grid of everyone (1, 2, 4, 6, 9, 12, 16 cells), the last row centred;
-- ``single``: one participant fills the screen (the one picked, else the active speaker),
-  the self view floats small in a corner;
-- ``spotlight``: one participant large, the others in a filmstrip along the bottom, the self
-  view floating small over the large one (it can be dragged within that area).
+Where each person's tile goes on the call's stage, by display mode, comes from
+``appliance.display.placement``; this module draws the tiles there and everything else.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from appliance.calls.settings import AvatarMode, DisplayMode
+from appliance.calls.settings import AvatarMode
 from appliance.display import sprites, theme
-from appliance.display.geometry import Colour, Rect, even, fit
-from appliance.display.scene import Control, ControlBar, Person, Scene, Screen
+from appliance.display.geometry import Colour, Rect, even
+from appliance.display.placement import VIDEO_ASPECT, Placement, grid_shape, main_person, place
+from appliance.display.scene import Control, ControlBar, Scene, Screen
 
-VIDEO_ASPECT = 16 / 9  # tiles without video
+__all__ = [
+    "FillItem",
+    "Item",
+    "Layout",
+    "SpriteItem",
+    "Tile",
+    "VideoItem",
+    "button_spec",
+    "compute_layout",
+    "grid_shape",
+    "main_person",
+]
+
 BAR_FRACTION = 0.11  # of the screen's height
-FILMSTRIP_FRACTION = 0.2  # of the stage's height
-FLOATING_FRACTION = 0.2  # of the spotlight area's width
 PIP_FRACTION = 0.3  # of the screen's width
 MIN_SIZE = (64, 64)
 
@@ -85,44 +91,6 @@ class Layout:
 
     def tile_of(self, uid: str) -> Tile | None:
         return next((t for t in self.tiles if t.uid == uid), None)
-
-
-def grid_shape(count: int, portrait: bool = False) -> tuple[int, int]:
-    """(columns, rows) of the default grid for ``count`` tiles: 1, 2, 4, 6, 9, 12, 16..."""
-    if count <= 1:
-        shape = (1, 1)
-    elif count == 2:
-        shape = (2, 1)
-    elif count <= 4:
-        shape = (2, 2)
-    elif count <= 6:
-        shape = (3, 2)
-    elif count <= 9:
-        shape = (3, 3)
-    elif count <= 12:
-        shape = (4, 3)
-    elif count <= 16:
-        shape = (4, 4)
-    else:
-        columns = math.ceil(math.sqrt(count))
-        shape = (columns, math.ceil(count / columns))
-    return (shape[1], shape[0]) if portrait else shape
-
-
-def main_person(scene: Scene) -> Person | None:
-    """Who fills the single view or the spotlight: the one picked, else the active speaker
-    among the others, else the first of the others, else the kit itself."""
-    people = scene.people
-    if not people:
-        return None
-    by_uid = {p.uid: p for p in people}
-    others = [p for p in people if not p.is_local]
-    if scene.focus in by_uid:
-        return by_uid[scene.focus]
-    speaker = by_uid.get(scene.speaker or "")
-    if speaker is not None and not speaker.is_local:
-        return speaker
-    return others[0] if others else people[0]
 
 
 def compute_layout(scene: Scene, size: tuple[int, int]) -> Layout:
@@ -291,14 +259,6 @@ def _message(b: _Builder, title: str, detail: str) -> None:
 # --- the call ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Placement:
-    person: Person
-    rect: Rect
-    floating: bool = False
-    main: bool = False
-
-
 def _call(b: _Builder, scene: Scene, area: Rect, *, with_controls: bool) -> None:
     unit = area.h / 1080
     b.call_area = area
@@ -309,7 +269,7 @@ def _call(b: _Builder, scene: Scene, area: Rect, *, with_controls: bool) -> None
         bar_h = round(area.h * BAR_FRACTION)
         stage = Rect(area.x, area.y, area.w, area.h - bar_h)
     gap = max(2, round(8 * unit))
-    placements = _place(scene, stage, gap, b)
+    placements, b.floating_area = place(scene, stage, gap)
     for placement in placements:
         _tile(b, scene, placement, unit)
     margin = max(2, round(16 * unit))
@@ -333,91 +293,7 @@ def _call(b: _Builder, scene: Scene, area: Rect, *, with_controls: bool) -> None
         _control_bar(b, controls, Rect(area.x, stage.bottom, area.w, area.bottom - stage.bottom))
 
 
-def _place(scene: Scene, stage: Rect, gap: int, b: _Builder) -> list[_Placement]:
-    people = scene.people
-    if not people:
-        return []
-    if scene.mode is DisplayMode.default:
-        return _grid(people, stage, gap)
-    main = main_person(scene)
-    assert main is not None
-    local = next((p for p in people if p.is_local), None)
-    floating = local if local is not None and local is not main else None
-    others = (
-        [p for p in people if p is not main and p is not floating]
-        if scene.mode is DisplayMode.spotlight
-        else []
-    )
-    area = stage
-    placements: list[_Placement] = []
-    if others:
-        strip_h = round(stage.h * FILMSTRIP_FRACTION)
-        area = Rect(stage.x, stage.y, stage.w, stage.h - strip_h)
-        strip = Rect(stage.x, area.bottom, stage.w, strip_h)
-        placements += _filmstrip(others, strip, gap)
-    main_rect = fit(area.inset(gap), _aspect(main))
-    placements.insert(0, _Placement(main, main_rect, main=True))
-    if floating is not None:
-        b.floating_area = area.inset(gap)
-        placements.append(_floating(floating, b.floating_area, scene, stage.h / 1080))
-    return placements
-
-
-def _aspect(person: Person) -> float:
-    return person.video_aspect or VIDEO_ASPECT
-
-
-def _grid(people: tuple[Person, ...], stage: Rect, gap: int) -> list[_Placement]:
-    count = len(people)
-    columns, rows = grid_shape(count, portrait=stage.h > stage.w)
-    cell_w = (stage.w - (columns + 1) * gap) / columns
-    cell_h = (stage.h - (rows + 1) * gap) / rows
-    placements = []
-    for index, person in enumerate(people):
-        row, column = divmod(index, columns)
-        in_row = min(columns, count - row * columns)
-        left = stage.x + gap + (columns - in_row) * (cell_w + gap) / 2
-        cell = Rect(
-            round(left + column * (cell_w + gap)),
-            round(stage.y + gap + row * (cell_h + gap)),
-            int(cell_w),
-            int(cell_h),
-        )
-        placements.append(_Placement(person, fit(cell, _aspect(person))))
-    return placements
-
-
-def _filmstrip(people: list[Person], strip: Rect, gap: int) -> list[_Placement]:
-    count = len(people)
-    cell_h = strip.h - 2 * gap
-    cell_w = min((strip.w - (count + 1) * gap) / count, cell_h * VIDEO_ASPECT)
-    left = strip.x + (strip.w - count * cell_w - (count - 1) * gap) / 2
-    return [
-        _Placement(
-            person,
-            fit(
-                Rect(round(left + i * (cell_w + gap)), strip.y + gap, int(cell_w), cell_h),
-                _aspect(person),
-            ),
-        )
-        for i, person in enumerate(people)
-    ]
-
-
-def _floating(person: Person, area: Rect, scene: Scene, unit: float) -> _Placement:
-    aspect = _aspect(person)
-    w = area.w * FLOATING_FRACTION
-    h = min(w / aspect, area.h / 3)
-    size = fit(Rect(0, 0, max(2, round(w)), max(2, round(h))), aspect)
-    margin = max(2, round(16 * unit))
-    if scene.floating_at is not None and not scene.pip:
-        rect = size.moved_to(*scene.floating_at)
-    else:
-        rect = size.moved_to(area.right - size.w - margin, area.bottom - size.h - margin)
-    return _Placement(person, rect.clamped_into(area), floating=True)
-
-
-def _tile(b: _Builder, scene: Scene, placement: _Placement, unit: float) -> None:
+def _tile(b: _Builder, scene: Scene, placement: Placement, unit: float) -> None:
     person, rect = placement.person, placement.rect
     live = person.video_aspect is not None
     b.tiles.append(Tile(person.uid, person.video, rect, live, placement.floating, placement.main))
