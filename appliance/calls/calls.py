@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
@@ -61,6 +61,15 @@ CallActionType = Literal["call-accept", "call-reject", "call-cancel", "call-end"
 # whose network came back is in its session again within RECONNECT_MAX.
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 5.0
+
+
+def backoff() -> Iterator[float]:
+    """The waits between tries to reach the session server: from RECONNECT_FIRST, doubling
+    to RECONNECT_MAX, each within 20 % either side."""
+    delay = RECONNECT_FIRST
+    while True:
+        yield delay * random.uniform(0.8, 1.2)
+        delay = min(delay * 2, RECONNECT_MAX)
 
 
 def _listener_event(message: CallEventMessage, call: Call) -> ListenerEvent:
@@ -178,7 +187,7 @@ class Calls:
         screen and API work) while the server is away. A refused token raises at once."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
-        delay = RECONNECT_FIRST
+        delays = backoff()
         while True:
             try:
                 await self.login()
@@ -186,11 +195,11 @@ class Calls:
             except CallsError as err:
                 if err.code != "server-unreachable":
                     raise
+                delay = next(delays)
                 if loop.time() + delay > deadline:
                     log.warning("%s: %s; will keep trying", self.uid, err.message)
                     break
             await self._sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
         if self._reconnect_task is None and not self._closing:
             self._reconnect_task = asyncio.create_task(self._reconnect(), name="reconnect")
         return False
@@ -220,15 +229,14 @@ class Calls:
         self._reconnect_task = asyncio.create_task(self._reconnect(), name="reconnect")
 
     async def _reconnect(self) -> None:
-        delay = RECONNECT_FIRST
+        delays = backoff()
         try:
             while not self._closing:
-                await self._sleep(delay * random.uniform(0.8, 1.2))
+                await self._sleep(next(delays))
                 try:
                     await self._client.connect()
                 except (SignalingError, OSError, TimeoutError) as err:
                     log.info("%s: reconnect failed: %s", self.uid, err)
-                    delay = min(delay * 2, RECONNECT_MAX)
                     continue
                 log.info("%s: reconnected to the session server", self.uid)
                 for callback in list(self.on_reconnected):
@@ -244,7 +252,7 @@ class Calls:
                         log.info("%s: rejoin failed: %s", self.uid, err)
                         session.signaling_lost()
                         await self._client.close()
-                        delay = RECONNECT_FIRST
+                        delays = backoff()
                         continue
                 return
         finally:

@@ -98,6 +98,39 @@ async def test_a_kit_that_lost_its_server_reconnects_backing_off_with_jitter(
         await hardware.close()
 
 
+async def test_a_kit_starting_without_its_server_tries_it_backing_off_with_jitter(
+    tmp_path: Path,
+) -> None:
+    """At start, ``connect(patience)`` retries on the same schedule as a reconnection while
+    the patience lasts, then leaves the tries to the background."""
+    port = free_port()  # nobody listens
+    hardware = build_hardware(
+        HalConfig.model_validate({"backend": "fake"}), KitIdentity("room-a", "Room A")
+    )
+    sleep = RecordingSleep()
+    calls = Calls(
+        server_url=f"http://127.0.0.1:{port}",
+        uid="room-a",
+        auth_token="unused",
+        hardware=hardware,
+        options=MediaOptions(recordings_dir=tmp_path / "recordings"),
+        sleep=sleep,
+    )
+    try:
+        # A patience of 3 s holds the waits of about 0.5, 1 and 2 s; the next (4 s) is past it.
+        assert not await calls.connect(patience=3.0)
+        started = sleep.delays[:3]
+        ratios = [delay / base for delay, base in zip(started, [0.5, 1.0, 2.0], strict=True)]
+        assert all(0.8 <= ratio <= 1.2 for ratio in ratios), started
+        assert len({round(ratio, 6) for ratio in ratios}) > 1, "no jitter"
+        # In the background the tries go on, starting again from the first wait.
+        background = await sleep.until(5)
+        assert 0.4 <= background[3] <= 0.6 and 0.8 <= background[4] <= 1.2, background
+    finally:
+        await calls.close()
+        await hardware.close()
+
+
 async def test_a_socket_that_never_says_hello_is_closed_after_the_hello_timeout(
     make_server: ServerFactory,
 ) -> None:
