@@ -44,7 +44,6 @@ from appliance.signaling.messages import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-HELLO_TIMEOUT = 10.0
 HEARTBEAT = 15.0
 GUEST_PASS_SECONDS = 4 * 3600  # a guest's auth token lasts this long at most
 # What a guest's browser may send through the proxy after its hello.
@@ -265,7 +264,7 @@ class GuestsApi:
     async def _hello(self, browser: web.WebSocketResponse) -> tuple[str, _Guest] | None:
         """The browser's first frame and its guest, if it is a hello from a guest made here."""
         with contextlib.suppress(TimeoutError):
-            frame = await browser.receive(timeout=HELLO_TIMEOUT)
+            frame = await browser.receive(timeout=self._ctx.config.api.limits.hello_timeout)
             if frame.type == WSMsgType.TEXT:
                 try:
                     hello = json.loads(frame.data)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 
+from appliance.config import ApiLimits
 from appliance.daemon import Daemon
-from tests.api.daemon import Api
+from tests.api.daemon import Api, running_daemon
 
 
 async def _guest(api: Api, session_id: str = "town-hall") -> dict[str, Any]:
@@ -138,3 +140,18 @@ async def test_a_guest_ends_with_its_session(kit: Daemon, api: Api) -> None:
         reply = await again.receive_json(timeout=10)
         assert (reply["type"], reply["code"]) == ("error", "unauthorized")
         await again.close()
+
+
+async def test_a_proxy_socket_that_never_says_hello_is_closed_after_the_hello_timeout(
+    tmp_path: Path,
+) -> None:
+    # The shipped default is 10 s; a short one here shows it is the one applied.
+    assert ApiLimits().hello_timeout == 10.0
+    async with running_daemon(tmp_path, api={"limits": {"hello_timeout": 0.3}}) as kit:
+        assert kit.api is not None
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(kit.api.url + "/api/v1/signaling")
+            started = time.monotonic()
+            closed = await ws.receive(timeout=30)  # says nothing: the kit closes it
+            assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert time.monotonic() - started < 9  # well before the 10 s default

@@ -1,6 +1,7 @@
 """Invites: a code buys a guest's tokens once; the signaling proxy lets only guests in."""
 
 import time
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -81,3 +82,16 @@ async def test_the_signaling_proxy_admits_guests_only(kit: Daemon, api: Api) -> 
         assert joined["type"] == "joined"
         assert [p["uid"] for p in joined["participants"]] == ["room-a"]
         await ws.close()
+
+
+async def test_an_expired_meeting_link_is_refused(
+    kit: Daemon, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.api import guests
+
+    invite = await api.ok("POST", "/invites", {"ttl": 60, "uses": 5})
+    later = time.time() + 61  # the link's minute has passed
+    monkeypatch.setattr(guests, "time", SimpleNamespace(time=lambda: later))
+    status, reply = await api.call("POST", "/join", {"code": invite["code"]}, token="")
+    assert (status, reply["error"]["code"]) == (404, "invite-invalid")
+    assert (await api.ok("GET", "/session"))["state"] == "idle"  # nothing started
