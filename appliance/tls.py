@@ -12,20 +12,18 @@ pinned SHA-256 fingerprint of the server's certificate (for self-signed servers)
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance.storage import atomic_write_bytes
 
@@ -54,8 +52,19 @@ class ServerTls:
     self_signed: bool
 
 
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
+)
+
+
 def fingerprint_of(cert_pem: bytes) -> str:
-    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    """SHA-256 of the first certificate in ``cert_pem`` (its DER bytes). Read with the
+    standard library: the cryptography package (about 16 MiB resident) is loaded only to
+    make a certificate, not at every start; ``ssl`` checks the certificate itself."""
+    match = _PEM_CERTIFICATE.search(cert_pem)
+    if match is None:
+        raise ValueError("no PEM certificate in it")
+    der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
     return format_fingerprint(hashlib.sha256(der).digest())
 
 
@@ -102,6 +111,12 @@ def self_signed_certificate(state_dir: Path, hosts: list[str]) -> tuple[Path, Pa
     cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    # Loaded here only: see fingerprint_of.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     hostname = socket.gethostname()
     names = _unique([hostname, f"{hostname}.local", "localhost", *hosts])
     key = ec.generate_private_key(ec.SECP256R1())

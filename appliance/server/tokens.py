@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from appliance.server.errors import ServerError
 
 ALGORITHM = "HS256"
@@ -67,11 +65,15 @@ class CallTokens:
             "exp": expires_at,
             "jti": secrets.token_urlsafe(12),
         }
+        import jwt  # at the first call, not at start: PyJWT loads cryptography (~20 MiB)
+
         token = jwt.encode(claims, self._key(), algorithm=ALGORITHM)
         return IssuedToken(token, session_id, uid, expires_at)
 
     def verify(self, token: str, *, session_id: str, uid: str) -> dict[str, Any]:
         """The token's claims, if it lets ``uid`` join ``session_id`` now."""
+        import jwt  # see issue
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -38,6 +38,7 @@ from appliance.tls import (
     client_trust,
     fingerprint_of,
     parse_fingerprint,
+    self_signed_certificate,
     server_tls,
 )
 from hal.audio.base import Route
@@ -85,6 +86,21 @@ def test_a_self_signed_certificate_is_made_once_and_kept(tmp_path: Path) -> None
     assert parse_fingerprint(first.fingerprint.replace(":", "").lower()) == parse_fingerprint(
         first.fingerprint
     )
+
+
+def test_a_fingerprint_is_the_first_certificates_der_and_garbage_is_refused(
+    tmp_path: Path,
+) -> None:
+    first, _ = self_signed_certificate(tmp_path / "a", [])
+    second, _ = self_signed_certificate(tmp_path / "b", [])
+    pem = first.read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    assert fingerprint_of(pem) == sha256(der)
+    assert fingerprint_of(pem + second.read_bytes()) == sha256(der)  # a chain: its first
+    assert fingerprint_of(b"junk before\n" + pem.replace(b"\n", b"\r\n")) == sha256(der)
+    for bad in (b"", b"not a certificate", pem.replace(b"MI", b"M!", 1)):
+        with pytest.raises(ValueError, match=r"PEM certificate|base64"):
+            fingerprint_of(bad)
 
 
 def test_tls_settings_that_make_no_sense_are_refused() -> None:
