@@ -30,10 +30,11 @@ class FakeMicrophone:
     """Captures a continuous sine, 20 ms per ``read()``, paced in real time.
 
     Scripting: ``set_tone(hz)``; ``set_silent(True)`` captures digital silence (zeros, as a
-    browser's muted track sends) until ``set_silent(False)``; ``fail()`` makes it vanish (reads and opens raise AudioError)
-    until ``restore()``; ``hear(output, delay_s, gain_db)`` puts it in a room with a fake
-    output: what that output plays comes back into the capture ``delay_s`` later at
-    ``gain_db`` (the echo path of a speakerphone; by default there is none).
+    browser's muted track sends) until ``set_silent(False)``; ``fail()`` makes it vanish
+    (reads and opens raise AudioError) until ``restore()``; ``hear(output, delay_s,
+    gain_db)`` puts it in a room with a fake output: what that output plays comes back into
+    the capture ``delay_s`` later at ``gain_db`` (the echo path of a speakerphone; by
+    default there is none).
     Records: ``opens``, ``closes``, ``frames_read``, ``overruns`` (this open's) and ``xruns``
     (every open's)."""
 
