@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hal.audio.pcm import dominant_frequency, rms_dbfs
 from hal.camera.pattern import kit_colour
+from tests.readme import lines_running, shell_blocks
 from tests.vm import farkit
 from tests.vm.machine import SCREEN, VirtualKit
 from tests.vm.session import end, gpio_value, press, session, wait_until
@@ -88,9 +89,9 @@ def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call:
         )
     finally:
         vm.run("systemctl stop vm-mic-tone", check=False)
-    # Not asserted yet: silence again soon after. In the emulator the far kit went on
-    # metering our audio for minutes after it stopped (likely aiortc's receive queue before
-    # our jitter buffer, which has no bound, filled by a slow event loop); docs/TESTING.md.
+    # Not asserted yet: silence again soon after. In the emulator the far kit stopped
+    # hearing our microphone after the first consent restart (not a receive backlog: the
+    # queues were measured empty); the cause is open, docs/TESTING.md.
 
 
 def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> None:
@@ -221,3 +222,14 @@ def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(vm: VirtualKit, 
         wait_until("the mute LED off", lambda: gpio_value(vm, 23) == 0)
     finally:
         vm.run("systemctl stop vm-mic-tone2", check=False)
+
+
+def test_the_readmes_journal_commands_tell_the_calls_story(vm: VirtualKit, call: str) -> None:
+    warnings_only, one_call = lines_running(shell_blocks("## Install on a Pi"), "journalctl")
+    assert one_call.endswith("'session call-3f2a'"), one_call
+    story = vm.run(one_call.replace("call-3f2a", SESSION)).out
+    assert f"[session {SESSION}]" in story, story[-3000:]
+    assert all(SESSION in line for line in story.splitlines() if not line.startswith("--"))
+    # Warnings and errors only: the info line that the kit is ready is left out.
+    assert " is ready" in vm.run("journalctl -u callbox").out
+    assert " is ready" not in vm.run(warnings_only, check=False).out
