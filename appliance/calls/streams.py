@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from appliance.audio.settings import RoomAudioConfig
 from appliance.calls.joining import ReleaseStep
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from appliance.audio.stage import ProcessingStage
     from appliance.media.backend import MediaBackend
-    from appliance.media.mesh import MeshMedia
     from appliance.media.peer import Health, LinkStats, Peer
     from appliance.media.view import View
 
@@ -156,29 +155,28 @@ class CallStreams:
         ]
         return steps
 
-    # --- what differs between the backends ----------------------------------------------
+    # --- what differs between the backends: each answers for itself ----------------------
 
     @property
     def peer_to_peer(self) -> bool:
-        return _is_mesh(self.backend)
+        return self.backend is not None and self.backend.peer_to_peer
 
     @property
     def peers(self) -> dict[str, Peer]:
         """The mesh's peer connections by uid (none when a media server carries the call)."""
-        backend = self.backend
-        return backend.peers if _is_mesh(backend) else {}
+        return self.backend.peers if self.backend is not None else {}
 
     def receiving_from(self, uid: str) -> bool:
         """Whether media still arrives from them (known on a mesh only)."""
-        return _is_mesh(self.backend) and self.backend.receiving_from(uid)
+        return self.backend is not None and self.backend.receiving_from(uid)
 
     def signaling_restored(self) -> None:
-        if _is_mesh(self.backend):
+        if self.backend is not None:
             self.backend.signaling_restored()
 
     def links(self) -> dict[str, LinkStats]:
         """Per other participant, its mesh connection's figures (none on a media server)."""
-        return self.backend.links() if _is_mesh(self.backend) else {}
+        return self.backend.links() if self.backend is not None else {}
 
     def stats(self, uids: list[str]) -> dict[str, dict[str, Any]]:
         """Per participant, what arrives from them."""
@@ -199,10 +197,3 @@ class CallStreams:
                 "last_received_s": round(now - last, 2) if last is not None else None,
             }
         return stats
-
-
-def _is_mesh(media: MediaBackend | None) -> TypeGuard[MeshMedia]:
-    """Whether the call's media is peer to peer."""
-    from appliance.media.mesh import MeshMedia
-
-    return isinstance(media, MeshMedia)

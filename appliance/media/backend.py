@@ -6,11 +6,14 @@ events and local media work the same whichever carries the streams."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiortc import MediaStreamTrack
 
 from appliance.signaling.messages import SignalIn
+
+if TYPE_CHECKING:
+    from appliance.media.peer import LinkStats, Peer
 
 OnTrack = Callable[[str, MediaStreamTrack], None]  # (participant uid, remote track)
 OnFailed = Callable[[str], None]  # the media transport is gone for good: why
@@ -40,3 +43,23 @@ class MediaBackend(Protocol):
 
     async def close(self) -> None:
         """Stop all media; connections close."""
+
+    # --- what only a mesh knows: a media server answers empty or no ----------------------
+
+    @property
+    def peer_to_peer(self) -> bool:
+        """Whether the media flows directly between kits (each connection watched here)."""
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        """The peer connections by uid (none when a media server carries the call)."""
+
+    def links(self) -> dict[str, LinkStats]:
+        """Per other participant, its connection's figures (none on a media server)."""
+
+    def receiving_from(self, uid: str) -> bool:
+        """Whether media still arrives from ``uid`` on its own connection (known on a
+        mesh only: a media server answers False)."""
+
+    def signaling_restored(self) -> None:
+        """Signaling is back (we rejoined): renew what waited for it, if anything."""

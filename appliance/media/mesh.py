@@ -115,6 +115,10 @@ class MeshMedia:
 
     # --- what the session asks -----------------------------------------------------------
 
+    @property
+    def peer_to_peer(self) -> bool:
+        return True
+
     def links(self) -> dict[str, LinkStats]:
         return {uid: peer.stats() for uid, peer in self.peers.items()}
 

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCIceServer
 
@@ -33,6 +33,9 @@ from appliance.media.janus.publisher import Publisher
 from appliance.media.janus.subscription import StreamKey, Subscription
 from appliance.media.local import LocalMedia, Warn
 from appliance.signaling.messages import JanusRoomAccess, SignalIn
+
+if TYPE_CHECKING:
+    from appliance.media.peer import LinkStats, Peer
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +154,25 @@ class JanusRoomMedia:
                 await asyncio.wait_for(self.session.destroy(), CLOSE_TIMEOUT)
         if self.connection is not None:
             await self.connection.close()
+
+    # The media server carries the streams: no connection to another kit to watch or renew.
+
+    @property
+    def peer_to_peer(self) -> bool:
+        return False
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        return {}
+
+    def links(self) -> dict[str, LinkStats]:
+        return {}
+
+    def receiving_from(self, uid: str) -> bool:
+        return False
+
+    def signaling_restored(self) -> None:
+        pass
 
     # --- the room ------------------------------------------------------------------------
 
