@@ -160,11 +160,12 @@ class KitController:
 
     async def _act_on_button(self, button: ButtonName, press: Press) -> None:
         calls = self.calls
+        session = calls.call_snapshot()
         incoming = (
             calls.active_call is not None
             and calls.active_call.status == "initiated"
             and calls.active_call.receiver.uid == calls.uid
-            and calls.session is None
+            and session is None
         )
         if button is ButtonName.END:
             if calls.state == SessionState.RINGING:
@@ -183,10 +184,10 @@ class KitController:
         elif button is ButtonName.MUTE:
             if incoming:
                 await self.answer()  # while ringing, the mute button answers
-            elif calls.state == SessionState.ACTIVE and calls.session is not None:
-                await calls.mute_audio(not calls.session.local.audio_muted)
-        elif button is ButtonName.PAUSE and calls.state == SessionState.ACTIVE and calls.session:
-            await calls.pause_video(not calls.session.local.video_paused)
+            elif calls.state == SessionState.ACTIVE and session is not None:
+                await calls.mute_audio(not session.audio_muted)
+        elif button is ButtonName.PAUSE and calls.state == SessionState.ACTIVE and session:
+            await calls.pause_video(not session.video_paused)
 
     # --- LEDs ----------------------------------------------------------------------------
 
@@ -201,8 +202,8 @@ class KitController:
         if self._buttons is None:
             return
         state = self.calls.state
-        session = self.calls.session
-        muted = state == SessionState.ACTIVE and session is not None and session.local.audio_muted
+        session = self.calls.call_snapshot()
+        muted = state == SessionState.ACTIVE and session is not None and session.audio_muted
         self._buttons.set_led(LedName.MUTED, LedState.ON if muted else LedState.OFF)
         self._buttons.set_led(
             LedName.IN_CALL, LedState.ON if state == SessionState.ACTIVE else LedState.OFF

@@ -76,8 +76,8 @@ class DevicesApi:
 
     async def cameras(self, request: web.Request) -> m.CameraList:
         cameras = self._ctx.hardware.cameras
-        session = self._ctx.calls.session
-        current = session.local.camera if session is not None else None
+        session = self._ctx.calls.call_snapshot()
+        current = session.camera if session is not None else None
         current_id = current.id if current is not None else (cameras[0].info.id if cameras else "")
         return m.CameraList(
             cameras=[

@@ -133,7 +133,7 @@ class GuestsApi:
         if session_id is None:
             # The kit's call, or (a meeting link made before the call) a new session that
             # the kit starts when the link is first opened.
-            session = ctx.calls.session
+            session = ctx.calls.call_snapshot()
             new_id = f"meet-{secrets.token_hex(6)}"
             session_id = session.session_id if session is not None else new_id
         if ctx.session_server is None and not ctx.config.server.admin_key:

@@ -87,9 +87,8 @@ class RecordsApi:
         return self._ctx.calls.options.recordings_dir
 
     def _in_progress(self) -> Path | None:
-        session = self._ctx.calls.session
-        recorder = session.recorder if session is not None else None
-        return recorder.path if recorder is not None else None
+        session = self._ctx.calls.call_snapshot()
+        return session.recording if session is not None else None
 
     async def list(self, request: web.Request) -> m.RecordingList:
         entries = await asyncio.to_thread(_scan, self._directory)

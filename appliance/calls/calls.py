@@ -19,7 +19,8 @@ from appliance.audio.room import RoomAudio
 from appliance.calls.errors import CallsError, no_active_session
 from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
-from appliance.calls.settings import AudioMode, CallSettings, CallToken, View
+from appliance.calls.settings import AudioMode, CallSettings, CallToken, DisplayMode, View
+from appliance.calls.snapshot import CallSnapshot, describe, snapshot_of
 from appliance.events import (
     AudioModeChanged,
     CallBusy,
@@ -35,7 +36,6 @@ from appliance.events import (
     OutgoingCallInitiated,
     OutgoingCallRejected,
     SessionStateChanged,
-    to_jsonable,
 )
 from appliance.logs import session_log_context
 from appliance.media.counters import MediaCounters
@@ -156,6 +156,7 @@ class Calls:
         self._client.on_close(self._on_disconnected)
         self._api = ServerApi(server_url, trust=server_trust)
         self.session: CallSession | None = None
+        self.last_ended: CallSnapshot | None = None  # the latest session, as it began to end
         # Awaited before a session or a ringtone takes the devices (a running self-test
         # gives them up).
         self.before_devices: list[Callable[[], Awaitable[None]]] = []
@@ -312,6 +313,8 @@ class Calls:
             await hook()
 
     def _session_state(self, session: CallSession) -> None:
+        if session.state == SessionState.ENDING:
+            self.last_ended = snapshot_of(session)
         if session.state == SessionState.IDLE and self.session is session:
             self.session = None
         self._state_changed()
@@ -345,6 +348,9 @@ class Calls:
 
     async def exit_pip_mode(self) -> None:
         self._require_session().set_pip(False)
+
+    def set_display_mode(self, mode: DisplayMode, *, announce: bool = True) -> None:
+        self._require_session().set_display_mode(mode, announce=announce)
 
     async def switch_to_video_call(self) -> None:
         await self._require_session().switch_to_video_call()
@@ -478,21 +484,11 @@ class Calls:
 
     def snapshot(self) -> dict[str, Any]:
         """What GET /api/v1/session returns."""
-        session = self.session if self.session and self.session.me else None
-        participants: list[dict[str, Any]] = to_jsonable(session.users()) if session else []
-        if session is not None:
-            received = session.media_stats()
-            for participant in participants[1:]:  # ours first, then the others
-                participant["media"] = received.get(participant["uid"])
-        return {
-            "state": self.state.value,
-            "session_id": self.session.session_id if self.session else None,
-            "participants": participants,
-            "local": to_jsonable(session.local_state()) if session else None,
-            "call": to_jsonable(self.active_call),
-            "audio_modes": [m.value for m in self.router.available],
-            "audio_mode": self.router.current.value if self.router.current else None,
-        }
+        return describe(self)
+
+    def call_snapshot(self) -> CallSnapshot | None:
+        """The session now, to read (the screen, the LEDs, the API); None: no session."""
+        return snapshot_of(self.session) if self.session is not None else None
 
 
 def _bool(name: str, value: object) -> bool:

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,8 @@ from appliance.calls.idle import IdleTimer
 from appliance.calls.joining import ReleaseStep, RenewToken, ServerSeat, release_all
 from appliance.calls.membership import Membership, rtc_user
 from appliance.calls.recording import CallRecording
-from appliance.calls.settings import CallSettings, CallToken, View
+from appliance.calls.settings import CallSettings, CallToken, DisplayMode, View
+from appliance.calls.snapshot import SessionState
 from appliance.calls.streams import CallStreams, MediaOptions
 from appliance.events import (
     CallEnded,
@@ -71,14 +71,6 @@ __all__ = ["CallSession", "MediaOptions", "SessionState"]
 log = logging.getLogger(__name__)
 
 
-class SessionState(StrEnum):
-    IDLE = "idle"
-    RINGING = "ringing"
-    CONNECTING = "connecting"
-    ACTIVE = "active"
-    ENDING = "ending"
-
-
 class CallSession:
     """The call as a whole: its state, the server's messages and the media's news. Its
     parts do one job each: who is in it (``Membership``), our place on the server
@@ -106,6 +98,7 @@ class CallSession:
         self.counters = counters if counters is not None else MediaCounters()
         self.settings = settings
         self.session_id = token.session_id
+        self.key = object()  # this session's identity in its snapshots (CallSnapshot)
         self._client = client
         self._hub = hub
         self._router = router
@@ -127,7 +120,7 @@ class CallSession:
             processing=self.audio,
             counters=self.counters,
         )
-        # Never replaced during the call: the screen, the API and the tests read them here.
+        # Never replaced during the call: snapshots and the tests read them here.
         self.local = self.streams.local
         self.mixer = self.streams.mixer
         self.remote_video = self.streams.remote_video
@@ -441,6 +434,12 @@ class CallSession:
             return
         self.pip = enabled
         self._local_changed()
+
+    def set_display_mode(self, mode: DisplayMode, *, announce: bool = True) -> None:
+        if mode is not self.display_mode:
+            self.display_mode = mode
+            if announce:
+                self._local_changed()
 
     async def switch_to_video_call(self) -> None:
         if not self.audio_only and not any(p.audio_only for p in self.participants.values()):

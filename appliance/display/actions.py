@@ -12,11 +12,10 @@ from typing import Protocol
 
 from appliance.calls import Calls, CallsError, DisplayMode
 from appliance.calls.errors import no_active_session
-from appliance.calls.session import CallSession
+from appliance.calls.snapshot import CallSnapshot
 from appliance.display.layout import Layout
 from appliance.display.scene import LOCAL_VIDEO, Control, Scene, Screen
 from appliance.display.state import CURSOR_SECONDS, ScreenState, active_session
-from appliance.events import LocalStateChanged
 from appliance.tasks import TaskSet
 from hal.input.base import PointerAction, PointerEvent
 
@@ -66,8 +65,7 @@ class ScreenActions:
         mode = _display_mode(mode)
         session = self._session()
         if session.display_mode is not mode:
-            session.display_mode = mode
-            self._calls.events.emit(LocalStateChanged(session.local_state()))
+            self._calls.set_display_mode(mode)
         self._refresh()
 
     def select(self, uid: str | None) -> None:
@@ -140,9 +138,9 @@ class ScreenActions:
             raise CallsError("button-hidden", f"the {control.value} button is not shown")
         calls = self._calls
         if control is Control.MUTE:
-            await calls.mute_audio(not session.local.audio_muted)
+            await calls.mute_audio(not session.audio_muted)
         elif control is Control.PAUSE_VIDEO:
-            await calls.pause_video(not session.local.video_paused)
+            await calls.pause_video(not session.video_paused)
         elif control is Control.SWITCH_CAMERA:
             await calls.switch_camera()
         elif control is Control.AUDIO_MODE:
@@ -155,7 +153,7 @@ class ScreenActions:
         elif control is Control.SWITCH_TO_VIDEO:
             await calls.switch_to_video_call()
         elif control is Control.RECORDING:
-            if session.recorder is None:
+            if session.recording is None:
                 await calls.start_recording()
             else:
                 await calls.stop_recording()
@@ -198,7 +196,7 @@ class ScreenActions:
                 with contextlib.suppress(CallsError, ValueError):
                     self.tap(gesture.x, gesture.y)
 
-    def _session(self) -> CallSession:
+    def _session(self) -> CallSnapshot:
         session = active_session(self._calls)
         if session is None:
             raise no_active_session()
@@ -222,7 +220,7 @@ def _display_mode(mode: DisplayMode | str) -> DisplayMode:
     raise ValueError(f"mode: expected one of default, single, spotlight, got {mode!r}")
 
 
-def _participant(session: CallSession, uid: str) -> str:
+def _participant(session: CallSnapshot, uid: str) -> str:
     """The uid of a participant of ``session``; LOCAL_VIDEO and the kit's own uid both mean
     the kit itself."""
     if not isinstance(uid, str):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from appliance.calls import Calls, DisplayMode, SessionState
 from appliance.calls.events import CallEvent
-from appliance.calls.session import CallSession
+from appliance.calls.snapshot import CallSnapshot
 from appliance.display.scene import (
     LOCAL_VIDEO,
     Control,
@@ -55,7 +55,7 @@ class ScreenState:
     notice: Notice | None = None
     notice_until: float = 0.0
     timeout_deadline: float | None = None
-    session: CallSession | None = None  # the active session being shown
+    session: CallSnapshot | None = None  # the active session being shown, as first seen
     call_started: float = 0.0
     cursor: tuple[int, int] | None = None
     cursor_until: float = 0.0
@@ -76,23 +76,26 @@ class ScreenState:
         self.timeout_deadline = None
 
 
-def active_session(calls: Calls) -> CallSession | None:
-    session = calls.session
-    if session is not None and session.state is SessionState.ACTIVE and session.me is not None:
-        return session
-    return None
+def active_session(calls: Calls) -> CallSnapshot | None:
+    session = calls.call_snapshot()
+    return session if session is not None and session.active else None
+
+
+def _key(session: CallSnapshot | None) -> object:
+    return session.key if session is not None else None
 
 
 def follow_session(calls: Calls, state: ScreenState, now: float) -> None:
     """Notice a session starting (apply its single-mode setting) or ending (show how long
     it lasted)."""
     session = active_session(calls)
-    if session is state.session:
+    if _key(session) is _key(state.session):
         return
     ended = state.session
     if ended is not None:
         duration = _duration(now - state.call_started)
-        if ended.ended_reason == "idle-timeout":
+        last = calls.last_ended  # the ended session, as it began to end
+        if last is not None and last.key is ended.key and last.ended_reason == "idle-timeout":
             state.show_notice(Notice("Call ended", f"No one else joined · {duration}"), now)
         else:
             state.show_notice(Notice("Call ended", f"Duration {duration}"), now)
@@ -102,7 +105,7 @@ def follow_session(calls: Calls, state: ScreenState, now: float) -> None:
         state.call_started = now
         settings = session.settings
         if settings.is_single_mode and session.display_mode is DisplayMode.default:
-            session.display_mode = DisplayMode.single
+            calls.set_display_mode(DisplayMode.single, announce=False)
 
 
 def _duration(seconds: float) -> str:
@@ -145,10 +148,10 @@ def update_speaker(calls: Calls, state: ScreenState) -> None:
     session = active_session(calls)
     if session is None or session.me is None:
         return
-    levels = {session.me.uid: -200.0 if session.local.audio_muted else session.local.level.dbfs}
-    for uid, meter in session.mixer.levels.items():
+    levels = {session.me.uid: -200.0 if session.audio_muted else session.level_dbfs}
+    for uid, dbfs in session.levels.items():
         participant = session.participants.get(uid)
-        levels[uid] = -200.0 if participant is None or participant.muted else meter.dbfs
+        levels[uid] = -200.0 if participant is None or participant.muted else dbfs
     loudest = max(levels, key=lambda uid: levels[uid])
     current = state.speaker
     state.speaking = current is not None and levels.get(current, -200.0) > SPEAKING_DBFS
@@ -166,7 +169,7 @@ def update_speaker(calls: Calls, state: ScreenState) -> None:
         state.candidate, state.candidate_polls = None, 0
 
 
-def control_bar(calls: Calls, session: CallSession) -> ControlBar | None:
+def control_bar(calls: Calls, session: CallSnapshot) -> ControlBar | None:
     settings = session.settings
     if not settings.default_layout:
         return None
@@ -186,22 +189,23 @@ def control_bar(calls: Calls, session: CallSession) -> ControlBar | None:
     route = calls.router.current
     return ControlBar(
         buttons=tuple(buttons),
-        muted=session.local.audio_muted,
-        video_paused=session.local.video_paused,
+        muted=session.audio_muted,
+        video_paused=session.video_paused,
         audio_mode=route.value if route is not None else None,
-        recording=session.recorder is not None,
+        recording=session.recording is not None,
         audio_only=session.audio_only,
         can_switch_camera=len(calls.hardware.cameras) > 1,
     )
 
 
 def people(
-    session: CallSession, aspects: Mapping[str, float], avatar_ready: Callable[[str | None], bool]
+    session: CallSnapshot,
+    aspects: Mapping[str, float],
+    avatar_ready: Callable[[str | None], bool],
 ) -> tuple[Person, ...]:
     me = session.me
     assert me is not None
-    local = session.local
-    local_live = not session.audio_only and not local.video_paused and LOCAL_VIDEO in aspects
+    local_live = not session.audio_only and not session.video_paused and LOCAL_VIDEO in aspects
     out = [
         Person(
             uid=me.uid,
@@ -209,10 +213,10 @@ def people(
             video=LOCAL_VIDEO,
             is_local=True,
             video_aspect=aspects[LOCAL_VIDEO] if local_live else None,
-            muted=local.audio_muted,
-            video_paused=local.video_paused or not local.camera_ok,
+            muted=session.audio_muted,
+            video_paused=session.video_paused or not session.camera_ok,
             audio_only=session.audio_only,
-            recording=session.recorder is not None,
+            recording=session.recording is not None,
             avatar_image=me.avatar if avatar_ready(me.avatar) else None,
         )
     ]
@@ -245,7 +249,8 @@ def read_scene(
     home = replace(home, ready=home.ready and calls.connected)
     cursor = state.cursor if state.cursor is not None and now < state.cursor_until else None
     toast = state.toast if state.toast is not None and now < state.toast_until else None
-    session = active_session(calls)
+    snapshot = calls.call_snapshot()
+    session = snapshot if snapshot is not None and snapshot.active else None
     if session is not None:
         everyone = people(session, aspects, avatar_ready)
         deadline = state.timeout_deadline
@@ -268,7 +273,7 @@ def read_scene(
             cursor=cursor,
             toast=toast,
         )
-    if calls.session is not None and calls.session.state is SessionState.CONNECTING:
+    if snapshot is not None and snapshot.state is SessionState.CONNECTING:
         return Scene(screen=Screen.CONNECTING, home=home, cursor=cursor, toast=toast)
     call = calls.active_call
     if calls.state is SessionState.RINGING and call is not None:
