@@ -203,7 +203,14 @@ async def test_a_watchdog_kill_leaves_every_threads_stack_in_the_journal(tmp_pat
     async with listening(f"@callbox-test-{secrets.token_hex(6)}") as notify:
         proc = await run_as_systemd_does(config, notify.env_value, journal)
         try:
-            await notify.wait_for(lambda: bool(notify.with_line("WATCHDOG=1")), timeout=60)
+            # Up and idle, as a kit is when its loop gets stuck (not amid start-up's thread
+            # churn, which a dump of every thread can trip over): ready, and pinging since.
+            await notify.wait_for(lambda: bool(notify.with_line("READY=1")), timeout=60)
+            ready_at = notify.with_line("READY=1")[0].at
+            await notify.wait_for(
+                lambda: sum(m.at > ready_at for m in notify.with_line("WATCHDOG=1")) >= 2,
+                timeout=60,
+            )
             proc.send_signal(signal.SIGSTOP)  # stuck: no more pings
             proc.send_signal(signal.SIGABRT)
             proc.send_signal(signal.SIGCONT)
