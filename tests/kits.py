@@ -151,13 +151,16 @@ class Kit:
                 await asyncio.sleep(0.05)
 
     async def wait_for_video_from(self, uid: str, frames: int = 5, timeout: float = 10.0) -> None:
-        """Until ``frames`` decoded frames from ``uid`` show an advancing pattern counter."""
+        """Until ``frames`` decoded frames from ``uid`` show an advancing pattern counter.
+        A counter lower than the first seen starts the count again: the camera was opened
+        again (a resumed or switched camera counts from 0), and the first seen was a frame
+        from before, still on its way when the wait began."""
         async with asyncio.timeout(timeout):
             first = None
             while True:
                 counter = self.view.counter(uid)
                 if counter is not None:
-                    first = counter if first is None else first
+                    first = counter if first is None or counter < first else first
                     if counter - first >= frames:
                         return
                 await asyncio.sleep(0.03)
