@@ -215,3 +215,18 @@ async def chromium(profile: Path, *flags: str) -> AsyncIterator[Chromium]:
         yield browser
     finally:
         await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def page_at(browser: Chromium, url: str, shots: Path) -> AsyncIterator[Page]:
+    """A page at ``url``, closed on the way out; a failure inside leaves a screenshot in
+    ``shots`` (page.png) and the page's console in the test's output."""
+    page = await browser.open(url)
+    try:
+        yield page
+    except BaseException:
+        await page.screenshot(shots / "page.png")
+        print("page console:", *page.console, sep="\n  ")
+        raise
+    finally:
+        await page.close()

@@ -11,7 +11,7 @@ import pytest
 from appliance.discovery import Discovery
 from tests.api.daemon import TOKEN, api_client, running_daemon
 from tests.api.test_join_requests import ask_to_join
-from tests.browser.chromium import chromium, chromium_path
+from tests.browser.chromium import Page, chromium, chromium_path, page_at
 from tests.kits import KitFactory
 
 pytestmark = [
@@ -20,6 +20,11 @@ pytestmark = [
 ]
 
 KIT_TONE = 650.0
+
+
+async def log_in(page: Page) -> None:
+    await page.type_into("#token", TOKEN)
+    await page.click("#login-form button")
 
 
 async def test_a_click_on_mute_mutes_the_call(tmp_path: Path) -> None:
@@ -36,22 +41,14 @@ async def test_a_click_on_mute_mutes_the_call(tmp_path: Path) -> None:
             await far.join("standup")
             await far.wait_to_hear(KIT_TONE, timeout=20)
 
-            page = await browser.open(kit.api.url + "/")
-            try:
-                await page.type_into("#token", TOKEN)
-                await page.click("#login-form button")
+            async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+                await log_in(page)
                 await page.wait_for("document.body.dataset.state === 'active'")
                 await page.wait_for(
                     "document.querySelectorAll('#participants li[data-uid]').length === 2"
                 )
                 await page.click("#mute")
                 await page.wait_for("document.querySelector('#mute').dataset.on === 'true'")
-            except BaseException:
-                await page.screenshot(tmp_path / "page.png")
-                print("page console:", *page.console, sep="\n  ")
-                raise
-            finally:
-                await page.close()
 
             session = await api.ok("GET", "/session")
             assert session["local"]["audio_muted"] is True
@@ -78,10 +75,8 @@ async def test_the_page_lists_the_kits_calls_one_and_joins_a_session_by_id(
         far_kits = KitFactory(kit.server, tmp_path)
         try:
             far = await far_kits("room-b")
-            page = await browser.open(kit.api.url + "/")
-            try:
-                await page.type_into("#token", TOKEN)
-                await page.click("#login-form button")
+            async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+                await log_in(page)
                 await page.wait_for("document.querySelectorAll('#kits li[data-uid]').length === 2")
                 kits = await page.evaluate(
                     "[...document.querySelectorAll('#kits li[data-uid]')].map(li => "
@@ -100,12 +95,6 @@ async def test_the_page_lists_the_kits_calls_one_and_joins_a_session_by_id(
                 await page.click("#start")
                 await page.wait_for("document.body.dataset.state === 'active'")
                 assert (await api.ok("GET", "/session"))["session_id"] == "standup"
-            except BaseException:
-                await page.screenshot(tmp_path / "page.png")
-                print("page console:", *page.console, sep="\n  ")
-                raise
-            finally:
-                await page.close()
         finally:
             await far_kits.close()
             await asyncio.sleep(0)
@@ -130,10 +119,8 @@ async def test_kits_found_on_the_lan_are_marked_and_listed(tmp_path: Path) -> No
             await others.announce_kit(
                 "porch", "Porch", "127.0.0.1", "http://127.0.0.1:8082", 8082, None
             )
-            page = await browser.open(kit.api.url + "/")
-            try:
-                await page.type_into("#token", TOKEN)
-                await page.click("#login-form button")
+            async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+                await log_in(page)
                 await page.wait_for(
                     "document.querySelectorAll('#kits li[data-lan=\"true\"]').length === 2",
                     timeout=30,
@@ -147,12 +134,6 @@ async def test_kits_found_on_the_lan_are_marked_and_listed(tmp_path: Path) -> No
                     ["room-b", "true", True, ""],
                     ["porch", "true", False, "http://127.0.0.1:8082/"],
                 ]
-            except BaseException:
-                await page.screenshot(tmp_path / "page.png")
-                print("page console:", *page.console, sep="\n  ")
-                raise
-            finally:
-                await page.close()
         finally:
             await others.close()
 
@@ -166,10 +147,8 @@ async def test_settings_of_the_config_file_are_read_only_and_a_bad_address_is_ex
         chromium(tmp_path / "profile") as browser,
     ):
         assert kit.api is not None
-        page = await browser.open(kit.api.url + "/")
-        try:
-            await page.type_into("#token", TOKEN)
-            await page.click("#login-form button")
+        async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+            await log_in(page)
             field = "document.querySelector('#settings [name=\"{}\"]')"
             await page.wait_for(field.format("kit.uid") + ".value === 'room-a'")
             for name, read_only in (
@@ -190,12 +169,6 @@ async def test_settings_of_the_config_file_are_read_only_and_a_bad_address_is_ex
             await page.wait_for("document.querySelector('#kit-name').textContent === 'Board room'")
             config = (await api.ok("GET", "/config"))["config"]
             assert (config["kit"]["name"], config["kit"]["uid"]) == ("Board room", "room-a")
-        except BaseException:
-            await page.screenshot(tmp_path / "page.png")
-            print("page console:", *page.console, sep="\n  ")
-            raise
-        finally:
-            await page.close()
 
 
 async def test_a_kit_that_fails_its_first_answer_says_why_on_the_token_prompt(
@@ -211,10 +184,8 @@ async def test_a_kit_that_fails_its_first_answer_says_why_on_the_token_prompt(
             raise RuntimeError("the session view broke")
 
         monkeypatch.setattr(kit.calls, "snapshot", broken)
-        page = await browser.open(kit.api.url + "/")
-        try:
-            await page.type_into("#token", TOKEN)
-            await page.click("#login-form button")
+        async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+            await log_in(page)
             await page.wait_for(
                 "document.querySelector('#login-error').textContent"
                 ".includes('The kit did not answer: internal error')"
@@ -227,12 +198,6 @@ async def test_a_kit_that_fails_its_first_answer_says_why_on_the_token_prompt(
             await page.click("#login-form button")
             await page.wait_for("!document.querySelector('#app').classList.contains('hidden')")
             assert await page.evaluate("document.body.dataset.state") == "idle"
-        except BaseException:
-            await page.screenshot(tmp_path / "page.png")
-            print("page console:", *page.console, sep="\n  ")
-            raise
-        finally:
-            await page.close()
 
 
 async def test_a_kit_asking_to_join_is_approved_from_the_page(tmp_path: Path) -> None:
@@ -242,22 +207,14 @@ async def test_a_kit_asking_to_join_is_approved_from_the_page(tmp_path: Path) ->
     ):
         assert kit.api is not None and kit.server is not None
         request_id, _ = await ask_to_join(kit.server.url, "porch", "Porch")
-        page = await browser.open(kit.api.url + "/")
-        try:
-            await page.type_into("#token", TOKEN)
-            await page.click("#login-form button")
+        async with page_at(browser, kit.api.url + "/", tmp_path) as page:
+            await log_in(page)
             await page.wait_for("!document.querySelector('#joins').classList.contains('hidden')")
             item = f"#join-requests li[data-id='{request_id}']"
-            await page.wait_for(f"document.querySelector(\"{item}\") !== null")
-            shown = await page.evaluate(f"document.querySelector(\"{item}\").textContent")
+            await page.wait_for(f'document.querySelector("{item}") !== null')
+            shown = await page.evaluate(f'document.querySelector("{item}").textContent')
             assert "Porch (porch)" in shown and "ab" * 32 in shown
             await page.click(f"{item} button.ok")
             await page.wait_for("document.querySelector(\"#kits li[data-uid='porch']\") !== null")
             await page.wait_for("!document.querySelector('#join-requests li[data-id]')")
-        except BaseException:
-            await page.screenshot(tmp_path / "page.png")
-            print("page console:", *page.console, sep="\n  ")
-            raise
-        finally:
-            await page.close()
         assert await kit.server.store.user("porch") is not None

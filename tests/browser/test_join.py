@@ -16,7 +16,7 @@ from hal.audio.fake import FakeAudioOutput
 from hal.audio.pcm import dominant_frequency, rms_dbfs
 from hal.camera.pattern import colour_distance, kit_colour, read_pattern
 from tests.api.daemon import api_client, running_daemon
-from tests.browser.chromium import Page, chromium, chromium_path
+from tests.browser.chromium import Page, chromium, chromium_path, page_at
 from tests.browser.media import BROWSER_TONE_HZ, write_pattern_y4m, write_tone_wav
 
 pytestmark = [
@@ -69,8 +69,9 @@ async def test_browser_joins_from_an_invite(tmp_path: Path, codec: str) -> None:
         await api.ok("PUT", "/session", {"session_id": f"browser-{codec.lower()}"})
         invite = await api.ok("POST", "/invites", {})
 
-        page = await browser.open(f"{kit.api.url}{invite['url']}?codec={codec}")
-        try:
+        async with page_at(
+            browser, f"{kit.api.url}{invite['url']}?codec={codec}", tmp_path
+        ) as page:
             await page.type_into("#name", "Alice")
             await page.click("#join")
             session = kit.calls.session
@@ -114,12 +115,6 @@ async def test_browser_joins_from_an_invite(tmp_path: Path, codec: str) -> None:
                 "?.dataset.muted === 'true'"
             )
             await _until_stats(page, "room-a", lambda s: s["audio"]["audioLevel"] < 0.01)
-        except BaseException:
-            await page.screenshot(tmp_path / "page.png")
-            print("page console:", *page.console, sep="\n  ")
-            raise
-        finally:
-            await page.close()
 
 
 async def _until_stats(page: Page, uid: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
@@ -165,8 +160,7 @@ async def test_a_meeting_link_starts_the_call_ends_and_joins_again(tmp_path: Pat
     ):
         assert kit.calls is not None and kit.api is not None
         invite = await api.ok("POST", "/invites", {"uses": 5})
-        page = await browser.open(f"{kit.api.url}{invite['url']}")
-        try:
+        async with page_at(browser, f"{kit.api.url}{invite['url']}", tmp_path) as page:
             for round_ in range(2):
                 await page.click("#join")
                 await page.wait_for("document.body.dataset.state === 'joined'")
@@ -185,9 +179,3 @@ async def test_a_meeting_link_starts_the_call_ends_and_joins_again(tmp_path: Pat
                 assert shown[0] != "none", round_
                 assert "Call ended" in shown[1] and "You left the call." in shown[1]
                 assert shown[2:] == ["Join again", False]
-        except BaseException:
-            await page.screenshot(tmp_path / "page.png")
-            print("page console:", *page.console, sep="\n  ")
-            raise
-        finally:
-            await page.close()

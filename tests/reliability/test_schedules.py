@@ -17,7 +17,7 @@ from appliance.media.routes import RETRY_FIRST, RETRY_MAX, AudioRouter
 from hal.audio.base import AudioError, Route
 from hal.audio.fake import FakeAudioOutput
 from hal.config import HalConfig
-from hal.registry import KitIdentity, build_hardware
+from hal.registry import Hardware, KitIdentity, build_hardware
 from tests.clock import RecordingSleep
 from tests.kits import free_port, running_server
 from tests.server.conftest import ServerFactory
@@ -58,16 +58,13 @@ async def test_a_failed_audio_route_is_retried_from_1_s_backing_off_to_30_s() ->
         await router.close()
 
 
-async def test_a_kit_that_lost_its_server_reconnects_backing_off_with_jitter(
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    async with running_server(tmp_path, listen=f"127.0.0.1:{port}") as server:
-        token = await server.create_user("room-a", "Room A")
+def kit_calls(
+    tmp_path: Path, port: int, token: str, sleep: RecordingSleep
+) -> tuple[Calls, Hardware]:
+    """Kit room-a's call API for the session server on ``port``, sleeping through ``sleep``."""
     hardware = build_hardware(
         HalConfig.model_validate({"backend": "fake"}), KitIdentity("room-a", "Room A")
     )
-    sleep = RecordingSleep()
     calls = Calls(
         server_url=f"http://127.0.0.1:{port}",
         uid="room-a",
@@ -76,6 +73,17 @@ async def test_a_kit_that_lost_its_server_reconnects_backing_off_with_jitter(
         options=MediaOptions(recordings_dir=tmp_path / "recordings"),
         sleep=sleep,
     )
+    return calls, hardware
+
+
+async def test_a_kit_that_lost_its_server_reconnects_backing_off_with_jitter(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    async with running_server(tmp_path, listen=f"127.0.0.1:{port}") as server:
+        token = await server.create_user("room-a", "Room A")
+    sleep = RecordingSleep()
+    calls, hardware = kit_calls(tmp_path, port, token, sleep)
     try:
         assert not await calls.connect(patience=0)  # nobody listens: keeps trying
         delays = await sleep.until(8)
@@ -104,18 +112,8 @@ async def test_a_kit_starting_without_its_server_tries_it_backing_off_with_jitte
     """At start, ``connect(patience)`` retries on the same schedule as a reconnection while
     the patience lasts, then leaves the tries to the background."""
     port = free_port()  # nobody listens
-    hardware = build_hardware(
-        HalConfig.model_validate({"backend": "fake"}), KitIdentity("room-a", "Room A")
-    )
     sleep = RecordingSleep()
-    calls = Calls(
-        server_url=f"http://127.0.0.1:{port}",
-        uid="room-a",
-        auth_token="unused",
-        hardware=hardware,
-        options=MediaOptions(recordings_dir=tmp_path / "recordings"),
-        sleep=sleep,
-    )
+    calls, hardware = kit_calls(tmp_path, port, "unused", sleep)
     try:
         # A patience of 3 s holds the waits of about 0.5, 1 and 2 s; the next (4 s) is past it.
         assert not await calls.connect(patience=3.0)
