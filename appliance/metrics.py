@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from appliance import __version__
 from appliance.calls import Calls, SessionState
+from appliance.calls.snapshot import media_links
 
 THERMAL_DIR = Path("/sys/class/thermal")
 # A zone reading outside this range (millidegrees) is a driver's placeholder, not a reading.
@@ -90,7 +91,7 @@ class _KitCollector(Collector):
         metrics = self._metrics
         calls = metrics.calls
         counters = calls.counters
-        session = calls.session
+        snapshot = calls.call_snapshot()
         info = InfoMetricFamily("callbox_kit", "This kit")
         info.add_metric([], {"uid": calls.uid, "name": metrics.name, "version": __version__})
         yield info
@@ -98,9 +99,9 @@ class _KitCollector(Collector):
         yield _counter("callbox_calls", "Call sessions this kit started or joined", counters.calls)
         in_call = calls.state == SessionState.ACTIVE
         yield _gauge("callbox_in_call", "1 while a call is active", 1 if in_call else 0)
-        participants = len(session.participants) if session is not None and in_call else 0
+        participants = len(snapshot.participants) if snapshot is not None and in_call else 0
         yield _gauge("callbox_participants", "Other participants in the call now", participants)
-        links = session.media_links() if session is not None else {}
+        links = media_links(calls)
         yield _gauge(
             "callbox_bitrate_in_bits_per_second",
             "Bits a second arriving from every peer (mesh calls), over the last second",

@@ -20,6 +20,7 @@ from hal.camera.base import CameraInfo
 if TYPE_CHECKING:
     from appliance.calls.calls import Calls
     from appliance.calls.session import CallSession
+    from appliance.media.peer import LinkStats
 
 
 class SessionState(StrEnum):
@@ -100,3 +101,10 @@ def describe(calls: Calls) -> dict[str, Any]:
         "audio_modes": [m.value for m in calls.router.available],
         "audio_mode": calls.router.current.value if calls.router.current else None,
     }
+
+
+def media_links(calls: Calls) -> dict[str, LinkStats]:
+    """Per peer, the current call's connection figures (mesh calls; none otherwise). Read
+    apart from the snapshot, which the screen takes many times a second."""
+    session = calls.session
+    return session.media_links() if session is not None else {}
