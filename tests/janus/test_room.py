@@ -61,8 +61,15 @@ async def test_five_kits_on_janus(kits: KitFactory, janus: JanusProcess) -> None
         assert muted.data["muted"]["uid"] == e.uid
         assert muted.data["is_muted"] is True
     others = [k.tone_hz for k in room[1:-1]]
-    async with asyncio.timeout(20):  # e's tone sinks into the floor; the others still sound
-        while tone_levels(a, [e.tone_hz])[0] > min(tone_levels(a, others)) - 50:
+    # e's tone sinks towards the floor (heard, it stands 100 dB and more over the median
+    # bin; muted, about 30) and stays 30 dB under the others'. Not 50 dB under: with both
+    # cores busy, five kits' mixers underrun now and then, and a half-second window with a
+    # gap holds the others at about 75 while e's leakage stays near 35.
+    async with asyncio.timeout(20):
+        while not (
+            (muted_level := tone_levels(a, [e.tone_hz])[0]) < 50
+            and min(tone_levels(a, others)) > muted_level + 30
+        ):
             await asyncio.sleep(0.1)
 
     # Recording toggled and video paused reach everyone the same way.
