@@ -1,9 +1,11 @@
 """The fake camera's test pattern, and reading it back from a received frame.
 
-Layout, top to bottom: two lines of text (kit and camera name; the frame counter) on the kit's
-background colour, a region where a bar moves sideways, and a band of large black and white
-blocks that carries the frame counter and camera index. The blocks are sized as fractions of
-the frame, so they survive scaling, and are big enough to survive lossy VP8/H.264 coding.
+Layout, top to bottom: a band of large black and white blocks that carries the frame counter
+and camera index, two lines of text (kit and camera name; the frame counter) on the kit's
+background colour, and a region where a bar moves sideways. The blocks are sized as fractions
+of the frame, so they survive scaling, and are big enough to survive lossy VP8/H.264 coding.
+The band is at the top because a screen draws over the bottom of a tile (the name label, the
+floating self view): the code stays readable on what a kit shows.
 
 Band: ``BARCODE_ROWS`` x ``BARCODE_COLS`` cells, row-major. Cells 0 and 1 are white and black,
 the last two black and white (they calibrate the threshold); the 36 cells between carry
@@ -27,7 +29,7 @@ Colour = tuple[int, int, int]  # (r, g, b), 0-255
 
 BARCODE_ROWS = 2
 BARCODE_COLS = 20
-BAND_FRACTION = 1 / 6  # of the frame's height, at the bottom
+BAND_FRACTION = 1 / 6  # of the frame's height, at the top
 COUNTER_BITS = 24
 CAMERA_BITS = 4
 COUNTER_MODULO = 1 << COUNTER_BITS
@@ -112,8 +114,8 @@ def _even(value: float) -> int:
     return round(value / 2) * 2
 
 
-def band_top(height: int) -> int:
-    return _even(height * (1 - BAND_FRACTION))
+def band_height(height: int) -> int:
+    return _even(height * BAND_FRACTION)
 
 
 def _cell_edges(start: int, length: int, cells: int) -> list[int]:
@@ -237,18 +239,18 @@ class TestPattern:
         digit_width = max(_text_width(str(d), font_size) for d in range(10))
         self._digits = [_render_text(str(d), font_size, self._bg, digit_width) for d in range(10)]
 
-        self._label_at = (pad, pad)
-        self._counter_at = (pad + label_patch.y.shape[0], pad)
+        self._band_height = band_height(height)
+        self._label_at = (self._band_height + pad, pad)
+        self._counter_at = (self._label_at[0] + label_patch.y.shape[0], pad)
         self._digit_step = self._digits[0].y.shape[1]
         text_bottom = self._counter_at[0] + self._digits[0].y.shape[0] + pad
-        self._bar_top = min(text_bottom, _even(height / 2))
-        self._band_top = band_top(height)
+        self._bar_top = min(_even(text_bottom), _even((self._band_height + height) / 2))
         self._bar_width = _even(width / 16)
         self._bar_y = _BLACK_Y if bg_y > 128 else _WHITE_Y
         self._bar_direction = -1 if camera_index % 2 else 1
 
         cols = _cell_edges(0, width, BARCODE_COLS)
-        rows = _cell_edges(self._band_top, height - self._band_top, BARCODE_ROWS)
+        rows = _cell_edges(0, self._band_height, BARCODE_ROWS)
         self._cells = [
             (slice(rows[r], rows[r + 1]), slice(cols[c], cols[c + 1]))
             for r in range(BARCODE_ROWS)
@@ -258,12 +260,12 @@ class TestPattern:
         self._base_y = np.full((height, width), bg_y, np.uint8)
         self._base_u = np.full((height // 2, width // 2), self._bg[1], np.uint8)
         self._base_v = np.full((height // 2, width // 2), self._bg[2], np.uint8)
-        self._base_u[self._band_top // 2 :] = _NEUTRAL_C
-        self._base_v[self._band_top // 2 :] = _NEUTRAL_C
+        self._base_u[: self._band_height // 2] = _NEUTRAL_C
+        self._base_v[: self._band_height // 2] = _NEUTRAL_C
         self._paste(self._base_y, self._base_u, self._base_v, label_patch, *self._label_at)
 
     def _paste(self, y: Plane, u: Plane, v: Plane, patch: _TextPatch, top: int, left: int) -> None:
-        h = min(patch.y.shape[0], self._band_top - top)
+        h = min(patch.y.shape[0], self.height - top)
         w = min(patch.y.shape[1], self.width - left)
         if h <= 0 or w <= 0:
             return
@@ -285,8 +287,8 @@ class TestPattern:
         np.copyto(v, self._base_v)
 
         left = min(self.bar_left(counter), self.width - self._bar_width)
-        y[self._bar_top : self._band_top, left : left + self._bar_width] = self._bar_y
-        chroma_rows = slice(self._bar_top // 2, self._band_top // 2)
+        y[self._bar_top :, left : left + self._bar_width] = self._bar_y
+        chroma_rows = slice(self._bar_top // 2, None)
         chroma_cols = slice(left // 2, (left + self._bar_width) // 2)
         u[chroma_rows, chroma_cols] = _NEUTRAL_C
         v[chroma_rows, chroma_cols] = _NEUTRAL_C
@@ -329,14 +331,13 @@ def _yuv_planes(frame: av.VideoFrame) -> tuple[Plane, Plane, Plane]:
 
 def _sample_boxes(width: int, height: int) -> list[tuple[slice, slice]]:
     """The central half of every cell, from fractions of the received frame's own size."""
-    top = height * (1 - BAND_FRACTION)
     cell_h = height * BAND_FRACTION / BARCODE_ROWS
     cell_w = width / BARCODE_COLS
     boxes: list[tuple[slice, slice]] = []
     for r in range(BARCODE_ROWS):
         for c in range(BARCODE_COLS):
-            y0, x0 = top + (r + 0.25) * cell_h, (c + 0.25) * cell_w
-            y1, x1 = top + (r + 0.75) * cell_h, (c + 0.75) * cell_w
+            y0, x0 = (r + 0.25) * cell_h, (c + 0.25) * cell_w
+            y1, x1 = (r + 0.75) * cell_h, (c + 0.75) * cell_w
             boxes.append(
                 (
                     slice(int(y0), max(int(y0) + 1, int(y1))),
@@ -369,11 +370,11 @@ def read_pattern(frame: av.VideoFrame) -> PatternInfo | None:
 
 
 def dominant_colour(frame: av.VideoFrame) -> Colour:
-    """The background colour of a test pattern frame (or the most common colour above the
+    """The background colour of a test pattern frame (or the most common colour below the
     barcode band of any frame): per-plane medians, so text and the bar do not sway it."""
     y, u, v = _yuv_planes(frame)
-    top = int(y.shape[0] * (1 - BAND_FRACTION))
-    median_y = float(np.median(y[:top:2, ::2]))
-    median_u = float(np.median(u[: top // 2 : 2, ::2]))
-    median_v = float(np.median(v[: top // 2 : 2, ::2]))
+    top = _even(y.shape[0] * BAND_FRACTION)
+    median_y = float(np.median(y[top::2, ::2]))
+    median_u = float(np.median(u[top // 2 :: 2, ::2]))
+    median_v = float(np.median(v[top // 2 :: 2, ::2]))
     return yuv_to_rgb(median_y, median_u, median_v)

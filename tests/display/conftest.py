@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import av
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from appliance.display.layout import Item, Tile, compute_layout
 from appliance.display.painter import Painter
 from appliance.display.render import SpriteCache
 from appliance.display.scene import Scene
+from hal.camera.pattern import read_pattern
 from hal.display.fake import FakeDisplay
 from hal.input.fake import FakePointer
 from tests.kits import Kit, KitFactory
@@ -129,11 +131,20 @@ def outside(frame: np.ndarray[Any, Any], rect: Rect) -> np.ndarray[Any, Any]:
 
 
 def median_colour(frame: np.ndarray[Any, Any], rect: Rect) -> Colour:
-    """The median colour of a test pattern's tile above its barcode band: its background
-    (text, the moving bar and the band do not sway a median)."""
-    top = Rect(rect.x, rect.y, rect.w, rect.h * 4 // 5)
-    r, g, b = np.median(region(frame, top).reshape(-1, 3), axis=0)
+    """The median colour of a test pattern's tile between its barcode band (the top sixth)
+    and its name label (the bottom tenth): its background (text and the moving bar do not
+    sway a median)."""
+    middle = Rect(rect.x, rect.y + rect.h // 5, rect.w, rect.h * 3 // 5)
+    r, g, b = np.median(region(frame, middle).reshape(-1, 3), axis=0)
     return int(r), int(g), int(b)
+
+
+def counter_shown(frame: np.ndarray[Any, Any], rect: Rect) -> int | None:
+    """The frame counter of the test pattern a tile shows, read off the screen's pixels
+    (None when it cannot be read)."""
+    shown = av.VideoFrame.from_ndarray(np.ascontiguousarray(region(frame, rect)), format="rgb24")
+    info = read_pattern(shown)
+    return None if info is None else info.counter
 
 
 def distance(a: Colour, b: Colour) -> float:

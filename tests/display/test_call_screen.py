@@ -3,6 +3,7 @@ whose fake cameras paint their kit's colour."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from appliance.display.render import avatar_colour
 from hal.camera.pattern import kit_colour
 from tests.display.conftest import (
     ScreenKit,
+    counter_shown,
     distance,
     live_tile_shows,
     near,
@@ -58,6 +60,39 @@ async def test_each_camera_colour_lands_in_its_tile_and_nowhere_else(
         assert tile_a.rect.area * 10 < tile_b.rect.area
         assert near(region(frame, tile_b.rect), B, 30).mean() > 0.5
     assert tuple(frame[0, 0]) == theme.CALL_BG
+
+
+@pytest.mark.parametrize("mode", ["default", "spotlight"])
+async def test_the_far_cameras_frame_counter_reads_off_the_screen(
+    screen_kits: Any, mode: str
+) -> None:
+    # What is drawn over a tile (the name label, the floating self view) leaves the test
+    # pattern's code readable: a person, or a test, can tell live video from a frozen frame.
+    a: ScreenKit = await screen_kits("room-a")
+    b: ScreenKit = await screen_kits("room-b")
+    await a.kit.join("counter", mode=mode)
+    await b.kit.join("counter", mode=mode)
+
+    def far_counter(frame: Frame) -> int | None:
+        tile = a.screen.shown_layout.tile_of("room-b")
+        return None if tile is None or not tile.live else counter_shown(frame, tile.rect)
+
+    await a.until(lambda f: far_counter(f) is not None)
+    # Every frame shown from then on, as the counter runs through its low bits (a label over
+    # a cell of the code hides it for most values).
+    read: list[int | None] = []
+    shown = None
+    async with asyncio.timeout(30):
+        while len(read) < 40:
+            if (frame := a.display.last_frame) is not shown:
+                shown = frame
+                read.append(far_counter(frame))
+            await asyncio.sleep(0.01)
+    counters = [c for c in read if c is not None]
+    assert len(counters) >= 0.9 * len(read), read
+    assert counters == sorted(counters) and len(set(counters)) >= 10, read  # live, in order
+    if mode == "spotlight":
+        assert a.tile("room-b").main and a.tile("room-a").floating
 
 
 @pytest.mark.parametrize("shape", [AvatarMode.circle, AvatarMode.square, AvatarMode.fullscreen])

@@ -110,8 +110,8 @@ def test_frames_that_carry_no_code_read_as_none() -> None:
 def test_a_damaged_code_is_rejected_not_misread() -> None:
     frame = make_frames(320, 240, first=1000, count=1)[0]
     luma = frame.to_ndarray()[:240]
-    top = pattern.band_top(240)
-    luma[top:, 64:80] = 255 - luma[top:, 64:80]  # flip one column of cells
+    bottom = pattern.band_height(240)
+    luma[:bottom, 64:80] = 255 - luma[:bottom, 64:80]  # flip one column of cells
     damaged = np.concatenate([luma, frame.to_ndarray()[240:]])
     assert read_pattern(av.VideoFrame.from_ndarray(damaged, format="yuv420p")) is None
 
@@ -119,10 +119,10 @@ def test_a_damaged_code_is_rejected_not_misread() -> None:
 def test_the_bar_moves_and_the_counter_text_changes() -> None:
     source = TestPattern(320, 240, colour=(30, 30, 200), label="x", camera_index=0)
     first, later = source.frame(0).to_ndarray(), source.frame(15).to_ndarray()
-    bar_rows = slice(100, 150)  # between the text and the barcode band
+    bar_rows = slice(140, 240)  # below the text
     assert not np.array_equal(first[bar_rows], later[bar_rows])
     assert source.bar_left(0) != source.bar_left(15)
-    text_rows = slice(0, 60)
+    text_rows = slice(pattern.band_height(240), 100)  # below the barcode band
     assert not np.array_equal(first[text_rows], later[text_rows])
 
 
