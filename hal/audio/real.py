@@ -87,6 +87,8 @@ def open_pcm(alsa: Any, capture: bool, device: str, name: str) -> Any:
     except alsa.ALSAAudioError as exc:
         raise AudioDeviceGone(name, f"cannot open ALSA PCM {device!r}: {exc}") from exc
     info = pcm.info()
+    if info.get("period_size", FRAME_SAMPLES) != FRAME_SAMPLES:
+        log.info("%s: %s runs in %s-frame periods", name, device, info.get("period_size"))
     got = (info.get("rate"), info.get("channels"), info.get("format_name"))
     if got != (SAMPLE_RATE, 1, "S16_LE"):
         pcm.close()
@@ -389,6 +391,13 @@ class AlsaMicrophone:
                     continue  # the reader is behind: ALSA keeps capturing until it overruns
                 if stop.is_set():
                     return
+                if len(pending) >= FRAME_SAMPLES:
+                    # A card rounds the period asked for (1024 frames is common): a read can
+                    # bring more than a block, and each block goes before the next read, or
+                    # the surplus of every read would add to the delay for the whole call.
+                    frames.put_threadsafe(pending[:FRAME_SAMPLES].copy())
+                    pending = pending[FRAME_SAMPLES:]
+                    continue
                 if (self._source or self.device) != current:  # to or from a headset
                     close_quietly(pcm)
                     pcm = None

@@ -24,6 +24,7 @@ from hal.audio.base import FRAME_SAMPLES, AudioError, AudioOutput, Microphone, R
 from hal.audio.jack import EV_SW, EVENT, SW_HEADPHONE_INSERT, eviocgsw, find_headphone_jack
 from hal.audio.pcm import dominant_frequency, tone
 from hal.audio.real import (
+    CAPTURE_BUFFER,
     MAX_STALLS,
     PREFILL,
     AlsaMicrophone,
@@ -339,6 +340,50 @@ async def test_an_overrun_is_recovered_and_counted(alsa_setup: AlsaSetup) -> Non
     await microphone.close()
     assert microphone.xruns == 1
     assert np.array_equal(got, alsa_setup.mic_samples[: len(got)])
+
+
+class RoundedPeriods:
+    """alsaaudio, except that its PCMs run at another period size than the one asked for,
+    as a card rounds it; counts the frames read from the device."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.frames_read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(alsaaudio, name)
+
+    def PCM(self, **kwargs: Any) -> Any:
+        return _CountingPcm(alsaaudio.PCM(**{**kwargs, "periodsize": self.period}), self)
+
+
+class _CountingPcm:
+    def __init__(self, pcm: Any, alsa: RoundedPeriods) -> None:
+        self._pcm, self._alsa = pcm, alsa
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pcm, name)
+
+    def read(self) -> tuple[int, bytes]:
+        length, data = self._pcm.read()
+        self._alsa.frames_read += max(0, int(length))
+        return int(length), bytes(data)
+
+
+@pytest.mark.parametrize("period", [480, 1024, 2048])
+async def test_a_card_with_another_period_size_gives_every_sample_without_a_growing_delay(
+    alsa_setup: AlsaSetup, period: int
+) -> None:
+    alsa = RoundedPeriods(period)
+    microphone = AlsaMicrophone(alsa, PCMS["capture"])
+    await microphone.open()
+    got = np.concatenate([await microphone.read() for _ in range(400)])
+    held = alsa.frames_read - len(got)  # read from the card, not yet handed on
+    await microphone.close()
+    assert np.array_equal(got, alsa_setup.mic_samples[: len(got)])  # every sample, in order
+    # Only what waits for the reader (its buffer of blocks) and less than a period; not a
+    # little more with every read.
+    assert held <= (CAPTURE_BUFFER + 1) * FRAME_SAMPLES + period, held
 
 
 class StallingCapture:
