@@ -172,6 +172,11 @@ class LocalMedia:
         self.video_enabled = True
         await self._update_video()
 
+    async def disable_video(self) -> None:
+        """The call is audio-only after all: a camera opened ahead of the answer closes."""
+        self.video_enabled = False
+        await self._update_video()
+
     @property
     def camera(self) -> CameraInfo | None:
         return self._cameras[self._camera_index].info if self._cameras else None

@@ -19,7 +19,7 @@ async def test_audio_only_sends_no_video_until_switched(kits: KitFactory) -> Non
     await asyncio.sleep(0.5)
     assert a.view.counts == {}
     assert b.view.counts == {}
-    assert not any(camera.is_open for kit in (a, b) for camera in kit.cameras)
+    assert not any(camera.opens for kit in (a, b) for camera in kit.cameras)  # never opened
     assert b.calls.snapshot()["local"]["audio_only"] is True
 
     await b.calls.switch_to_video_call()
@@ -49,7 +49,7 @@ async def test_audio_only_is_each_kits_own(kits: KitFactory) -> None:
         await until_heard(kit, [o.tone_hz for o in (a, b, c) if o is not kit])
     assert a.view.counts == {}
     assert "room-a" not in b.view.counts and "room-a" not in c.view.counts
-    assert not any(camera.is_open for camera in a.cameras)
+    assert not any(camera.opens for camera in a.cameras)
     assert a.calls.snapshot()["local"]["audio_only"] is True
     assert b.calls.snapshot()["local"]["audio_only"] is False
     users = {u["uid"]: u["audio_only"] for u in c.calls.snapshot()["participants"]}
