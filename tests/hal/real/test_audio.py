@@ -20,19 +20,12 @@ from packaging.version import Version
 
 from appliance.media.remote import AudioMixer
 from appliance.media.routes import AudioRouter
+from hal.audio.alsa_pcm import AudioDeviceGone, open_pcm
 from hal.audio.base import FRAME_SAMPLES, AudioError, AudioOutput, Microphone, Route
+from hal.audio.capture import CAPTURE_BUFFER, MAX_STALLS, AlsaMicrophone
 from hal.audio.jack import EV_SW, EVENT, SW_HEADPHONE_INSERT, eviocgsw, find_headphone_jack
 from hal.audio.pcm import dominant_frequency, tone
-from hal.audio.real import (
-    CAPTURE_BUFFER,
-    MAX_STALLS,
-    PREFILL,
-    AlsaMicrophone,
-    AlsaOutput,
-    AudioDeviceGone,
-    create,
-    open_pcm,
-)
+from hal.audio.real import PREFILL, AlsaOutput, create
 from hal.config import HalConfig
 from hal.errors import DeviceGone, HardwareError
 from hal.kit import KitIdentity

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from hal.audio.base import Route
+from hal.audio.capture import AlsaMicrophone
 from hal.audio.fake import FakeAudioOutput
 from hal.audio.pcm import dominant_frequency, tone
 from hal.audio.presence import BluetoothAudioPresence
-from hal.audio.real import AlsaMicrophone, AlsaOutput
+from hal.audio.real import AlsaOutput
 from hal.audio.real import create as audio_create
 from hal.bluetooth.base import Bluetooth, BluetoothDevice, BluetoothError
 from hal.bluetooth.real import BluezBluetooth, create
