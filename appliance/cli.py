@@ -71,7 +71,8 @@ async def _run(
     config: Config, file_layer: dict[str, Any], overrides_problem: str | None = None
 ) -> int:
     from appliance.calls import CallsError
-    from appliance.daemon import Daemon, DaemonError
+    from appliance.daemon import Daemon
+    from appliance.errors import DaemonError
     from appliance.systemd import BackgroundTaskFailed
     from hal.errors import HardwareError
 

@@ -17,16 +17,14 @@ from appliance.api import ApiServer
 from appliance.calls import Calls, MediaOptions, SessionState
 from appliance.config import Config, ConfigError, TlsConfig, split_hostport, validate
 from appliance.discovery import (
-    Discovery,
-    FoundServer,
     JoinRefused,
-    Pinned,
-    own_address,
     request_to_join,
 )
 from appliance.display import Compositor, HomeInfo
 from appliance.display.address import api_address
+from appliance.errors import DaemonError
 from appliance.kit import KitController
+from appliance.lan import LanPresence, looks_for_server
 from appliance.metrics import THERMAL_DIR, KitMetrics
 from appliance.rest_layer import ASOUND_CONF
 from appliance.selftest import Report, SelfTest, SelfTestBusy, Status
@@ -38,7 +36,6 @@ from appliance.tls import (
     ServerTls,
     TlsError,
     client_trust,
-    parse_fingerprint,
     pinned,
     server_tls,
 )
@@ -54,10 +51,6 @@ SERVER_PATIENCE = 5.0
 # A freshly made API token is on the screen until it is first used, or this long.
 TOKEN_SHOWN_FOR = 300.0
 TOKEN_HINT = "API token: in the log of its first start (journalctl -u callbox), or rotate it"
-
-
-class DaemonError(Exception):
-    """A start-up problem the operator must fix (config, missing hardware, no server)."""
 
 
 class Daemon:
@@ -89,8 +82,7 @@ class Daemon:
         self.api: ApiServer | None = None
         self.compositor: Compositor | None = None
         self.selftest: SelfTest | None = None
-        self.discovery: Discovery | None = None  # mDNS, when [discovery] enabled
-        self.found_server: FoundServer | None = None  # the server found on the LAN
+        self.lan: LanPresence | None = None  # mDNS, when [discovery] enabled
         self.server_note: str | None = None  # on the idle screen: which server it joined
         self.server_url: str | None = None
         # The self-test the daemon runs at start (tests await it).
@@ -129,12 +121,13 @@ class Daemon:
         server_url = self.server.url if self.server else config.server.url
         trust = self._server_trust(server_side)
         if config.discovery.enabled:
-            self.discovery = Discovery(list(config.discovery.interfaces) or None)
-            self._components.push_async_callback(self.discovery.close)
+            self.lan = LanPresence(config, self.state_dir)
+            self._components.push_async_callback(self.lan.close)
             if self.server is not None:
-                await self._announce_server(self.server, server_side)
-        if self._discovers():
-            server_url, trust = await self._discover_server()
+                await self.lan.announce_server(self.server, server_side)
+        if self.lan is not None and looks_for_server(config):
+            server_url, trust = await self.lan.find_server()
+            self.server_note = f"Session server found on the LAN: {server_url}"
         self.server_url = server_url
         auth_token = await self._auth_token(trust)
         self.hardware = build_hardware(config.hal, KitIdentity(config.kit.uid, config.kit.name))
@@ -213,7 +206,7 @@ class Daemon:
                 audio_xruns=self.hardware.audio_xruns,
             ),
             selftest=self.selftest,
-            discovery=self.discovery,
+            discovery=self.lan.discovery if self.lan is not None else None,
         )
         # Stopped first: no request may act on what is closing after it.
         self._components.push_async_callback(self.api.stop)
@@ -221,9 +214,8 @@ class Daemon:
         self._show_home(self.api.tokens.fresh_token)
         self.api.tokens.on_new_token.append(self._show_home)
         self.api.tokens.on_first_use.append(self._hide_token)
-        if self.discovery is not None:
-            await self._announce_kit(self.api)
-            await self.discovery.watch_kits()  # the kit list: GET /api/v1/discovery/kits
+        if self.lan is not None:
+            await self.lan.announce_kit(self.api, self.tls_fingerprint)
         self.boot_selftest = asyncio.create_task(self._run_boot_selftest(), name="self-test")
         if self.calls.connected:
             self._log_ready()
@@ -362,11 +354,12 @@ class Daemon:
             saved = path.read_text().strip()
             if saved:
                 return saved
-        if self.server is None and self.found_server is not None:
-            log.info("waiting for %s to approve this kit", self.found_server.url)
+        found = self.lan.found_server if self.lan is not None else None
+        if self.server is None and found is not None:
+            log.info("waiting for %s to approve this kit", found.url)
             try:
                 token = await request_to_join(
-                    self.found_server.url,
+                    found.url,
                     trust,
                     uid=config.kit.uid,
                     name=config.kit.name,
@@ -376,11 +369,11 @@ class Daemon:
                 )
             except TimeoutError:
                 raise DaemonError(
-                    f"the session server at {self.found_server.url} has not approved this kit "
+                    f"the session server at {found.url} has not approved this kit "
                     f"yet (its operator: GET and POST /v1/join-requests); trying again"
                 ) from None
             except (JoinRefused, aiohttp.ClientError) as err:
-                raise DaemonError(f"joining {self.found_server.url}: {err}") from None
+                raise DaemonError(f"joining {found.url}: {err}") from None
             atomic_write_text(path, token + "\n")
             return token
         if self.server is None:
@@ -395,76 +388,6 @@ class Daemon:
             token = await self.server.rotate_auth_token(config.kit.uid)
         atomic_write_text(path, token + "\n")
         return token
-
-    # --- the LAN: mDNS announcements and discovery (appliance.discovery) ------------------
-
-    def _discovers(self) -> bool:
-        """A kit of another machine's server with no ``server.url`` looks for one."""
-        server = self.config.server
-        return (
-            self.config.discovery.enabled
-            and not server.embedded
-            and "url" not in server.model_fields_set
-        )
-
-    def _lan_address(self, listen: str) -> str:
-        configured = self.config.discovery.address
-        if configured:
-            return configured
-        host = split_hostport(listen)[0]
-        if host not in ("", "0.0.0.0", "::", "localhost") and ":" not in host:
-            return host
-        return own_address()
-
-    async def _announce_server(self, server: SessionServer, tls: ServerTls | None) -> None:
-        assert self.discovery is not None
-        if tls is None:
-            log.warning("mDNS: the session server is not announced: LAN discovery needs TLS")
-            return
-        address = self._lan_address(self.config.server.listen)
-        await self.discovery.announce_server(
-            self.config.kit.uid, address, server.port, tls.fingerprint
-        )
-
-    async def _announce_kit(self, api: ApiServer) -> None:
-        assert self.discovery is not None
-        port = urlsplit(api.url).port or 0
-        address = self._lan_address(self.config.api.listen)
-        scheme = "https" if api.tls is not None else "http"
-        await self.discovery.announce_kit(
-            self.config.kit.uid,
-            self.config.kit.name,
-            address,
-            f"{scheme}://{address}:{port}",
-            port,
-            self.tls_fingerprint,
-        )
-
-    async def _discover_server(self) -> tuple[str, ClientTrust]:
-        """The session server announced on the LAN, its fingerprint pinned: the first one
-        found, and from then on only one with that fingerprint."""
-        assert self.discovery is not None
-        pinned = Pinned.load(self.state_dir)
-        wait = self.config.discovery.wait
-        try:
-            found = await self.discovery.find_server(wait, pinned)
-        except TimeoutError:
-            if pinned is None:
-                raise DaemonError(
-                    f"no session server announced itself on the LAN in {wait:g} s "
-                    "(set server.url, or start one: callbox server)"
-                ) from None
-            log.warning("mDNS: the pinned server did not answer; trying %s", pinned.url)
-            found = FoundServer(pinned.instance, pinned.url, pinned.fingerprint)
-        if pinned is None:
-            Pinned(found.instance, found.fingerprint, found.url).save(self.state_dir)
-            log.warning(
-                "mDNS: joined the session server %s at %s; pinned its certificate %s",
-                found.instance, found.url, found.fingerprint,
-            )  # fmt: skip
-        self.found_server = found
-        self.server_note = f"Session server found on the LAN: {found.url}"
-        return found.url, aiohttp.Fingerprint(parse_fingerprint(found.fingerprint))
 
     def _log_hardware(self, hardware: Hardware) -> None:
         fake = sorted(kind for kind, how in hardware.kinds.items() if how == "fake")

@@ -19,6 +19,10 @@ class CallboxError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
+class DaemonError(Exception):
+    """A start-up problem the operator must fix (config, missing hardware, no server)."""
+
+
 class CallsError(CallboxError):
     """A call-API method that cannot run now (``no-active-session``, ``session-active``,
     ``audio-mode-unavailable``, ...) or that the session server refused (``token-expired``,

@@ -217,8 +217,8 @@ async def test_a_kit_without_a_server_url_finds_pins_and_joins_once_approved(
     await host.start()
     try:
         assert host.server is not None and host.server.tls is not None
-        assert host.discovery is not None
-        await host.discovery.watch_kits()
+        assert host.lan is not None
+        await host.lan.discovery.watch_kits()
         guest = Daemon(validate(guest_config(tmp_path)))
         starting = asyncio.create_task(guest.start())
         try:
@@ -237,9 +237,9 @@ async def test_a_kit_without_a_server_url_finds_pins_and_joins_once_approved(
             assert note is not None and guest.server_url in note
             # The host sees the kit's own announcement (uid, name, API address).
             async with asyncio.timeout(30):
-                while not any(k.uid == "room-b" for k in host.discovery.kits.values()):
+                while not any(k.uid == "room-b" for k in host.lan.discovery.kits.values()):
                     await asyncio.sleep(0.05)
-            kit = next(k for k in host.discovery.kits.values() if k.uid == "room-b")
+            kit = next(k for k in host.lan.discovery.kits.values() if k.uid == "room-b")
             assert guest.api is not None
             assert kit.name == "Room B" and kit.api == guest.api.url
             assert host.api is not None
