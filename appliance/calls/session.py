@@ -204,13 +204,7 @@ class CallSession:
         )
         self.mixer.start()
         await self._router.bind(self.mixer)
-        # The camera opens while the server answers (a Pi's camera takes a few hundred ms to
-        # start); a call asked for as audio-only never opens it.
-        camera = (
-            None
-            if settings.is_audio_only
-            else asyncio.create_task(self.local.enable_video(), name="camera start")
-        )
+        self.streams.open_camera_early(not settings.is_audio_only)  # never for audio-only
         try:
             reply = await self._seat.join(
                 ParticipantState(
@@ -220,21 +214,15 @@ class CallSession:
                 )
             )
         except BaseException as err:
-            if camera is not None:
-                await asyncio.gather(camera, return_exceptions=True)
+            await self.streams.settle_camera(None)
             if not isinstance(err, SignalingError | ConnectionError | TimeoutError):
                 raise
             await self._abort_join(leave=False)
             if isinstance(err, SignalingError):
                 raise
             raise CallsError("server-unreachable", f"the session server: {err}") from None
-        if camera is not None:
-            await camera
         self.audio_only = reply.audio_only
-        if self.audio_only and camera is not None:
-            await self.local.disable_video()  # a rejoin into a call still audio-only
-        elif not self.audio_only and camera is None:
-            await self.local.enable_video()
+        await self.streams.settle_camera(not self.audio_only)
         media = self._choose_backend(reply)
         from appliance.media.backend import MediaUnavailable
 

@@ -75,6 +75,27 @@ class CallStreams:
         )
         self.remote_video = RemoteVideo(view, counters)
         self.backend: MediaBackend | None = None  # chosen once the server said how
+        self._camera_start: asyncio.Task[None] | None = None
+
+    def open_camera_early(self, wanted: bool) -> None:
+        """The camera opens while the server answers the join (a Pi's camera takes a few
+        hundred ms to start, a round trip to the server tens); ``settle_camera`` follows."""
+        if wanted:
+            self._camera_start = asyncio.create_task(self.local.enable_video(), name="camera")
+
+    async def settle_camera(self, video: bool | None) -> None:
+        """The join's answer: whether this call sends our video (None: the join failed,
+        and the teardown closes what opened)."""
+        start, self._camera_start = self._camera_start, None
+        if video is None:
+            if start is not None:
+                await asyncio.gather(start, return_exceptions=True)
+        elif start is not None:
+            await start
+            if not video:  # a rejoin into a call that is still audio-only
+                await self.local.disable_video()
+        elif video:
+            await self.local.enable_video()
 
     def choose_backend(
         self,

@@ -61,6 +61,7 @@ async def test_refused_tokens_leave_the_kit_idle_with_devices_released(
         assert a.calls.session is None
         assert a.calls.state.value == "idle"
         assert not a.microphone.is_open
+        assert not any(camera.is_open for camera in a.cameras)  # opened during the join
     for raw in (unsigned, expired):
         with pytest.raises(CallsError) as err:
             await a.calls.start_session(CallToken(raw, "room-1", "room-a", 0), settings)
