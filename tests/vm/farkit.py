@@ -23,6 +23,7 @@ TONE_HZ = 650.0
 API = "127.0.0.1:8081"
 STATE = "/var/lib/callbox-far"
 UNIT = "callbox-far"
+CAMERA = (160, 120)  # small and slow: the emulated CPU sends it
 
 
 def start(vm: VirtualKit) -> str:
@@ -74,8 +75,8 @@ noise_suppression = false
 gain_control = false
 
 [hal.camera]
-width = 160
-height = 120
+width = {CAMERA[0]}
+height = {CAMERA[1]}
 fps = 5
 
 [hal.display]

@@ -7,17 +7,19 @@ LED."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hal.audio.pcm import dominant_frequency, rms_dbfs
-from hal.camera.pattern import kit_colour
+from hal.camera.pattern import kit_colour, read_pattern
 from tests.readme import lines_running, shell_blocks
 from tests.vm import farkit
 from tests.vm.machine import SCREEN, VirtualKit
@@ -164,6 +166,53 @@ def far_kit_pixels(screen: npt.NDArray[np.uint8]) -> int:
     """How many pixels show the far kit's test pattern background (its kit colour)."""
     near = np.abs(screen.astype(np.int16) - np.array(kit_colour(farkit.UID))).max(axis=2)
     return int((near <= 36).sum())
+
+
+def longest_run(indices: npt.NDArray[np.intp]) -> tuple[int, int] | None:
+    """The longest run of consecutive values in sorted ``indices``, as (first, last + 1)."""
+    if len(indices) == 0:
+        return None
+    breaks = np.nonzero(np.diff(indices) != 1)[0]
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(indices) - 1]))
+    longest = int(np.argmax(ends - starts))
+    return int(indices[starts[longest]]), int(indices[ends[longest]]) + 1
+
+
+def far_counter_on_screen(screen: npt.NDArray[np.uint8]) -> int | None:
+    """The far camera's frame counter read off the virtual HDMI, or None. Its tile is found
+    by the pattern's background colour: the columns it spans, and from its lowest row up by
+    the camera's aspect (the code band is the tile's top sixth)."""
+    near = np.abs(screen.astype(np.int16) - np.array(kit_colour(farkit.UID))).max(axis=2) <= 36
+    columns = longest_run(np.nonzero(near.sum(axis=0) > 20)[0])  # not a bar of our own view
+    if columns is None:
+        return None
+    left, right = columns
+    rows = np.nonzero(near[:, left:right].sum(axis=1) > 20)[0]
+    bottom = int(rows[-1]) + 1
+    top = bottom - round((right - left) * farkit.CAMERA[1] / farkit.CAMERA[0])
+    if top < 0:
+        return None
+    tile = np.ascontiguousarray(screen[top:bottom, left:right])
+    info = read_pattern(av.VideoFrame.from_ndarray(tile, format="rgb24"))
+    return None if info is None else info.counter
+
+
+def test_the_far_kits_frame_counter_reads_on_the_virtual_hdmi(vm: VirtualKit, call: str) -> None:
+    # The far camera's numbered frames, decoded and composed here, put on virtio-gpu by KMS:
+    # the code, clear of the name label and the floating self view, reads and runs on.
+    wait_until(
+        "the far kit's frame counter on the screen",
+        lambda: far_counter_on_screen(vm.screendump()) is not None,
+        300,
+    )
+    read = []
+    for _ in range(10):  # a second apart: the far camera sends 5 frames a second
+        read.append(far_counter_on_screen(vm.screendump()))
+        time.sleep(1)
+    counters = [c for c in read if c is not None]
+    assert len(counters) >= 8, read  # a code under the label would read for a quarter of values
+    assert counters == sorted(counters) and counters[-1] > counters[0], read
 
 
 def tap(vm: VirtualKit, fifo: str, x: int, y: int) -> None:
