@@ -77,25 +77,23 @@ async def mark_every(microphone: MarkerMicrophone, seconds: float) -> None:
 def probe_callbox(a: Kit, b: Kit, timeline: Timeline) -> None:
     a_session, b_session = a.calls.session, b.calls.session
     assert a_session is not None and b_session is not None
-    # The audio track a's connection to b sends: the microphone pump pushes into it.
-    source = next(
-        sender.track
-        for sender in a_session.peers[b.uid].pc.getSenders()
-        if sender.track is not None and sender.track.kind == "audio"
-    )
-    push = source.push
+    # The microphone's frames as the pump hands them on: encoded once for every Opus peer
+    # (one trip to the encoding thread per batch), then packed by aiortc's sender.
+    local = a_session.local
+    send_frames = local._send_frames
     pushed = PcmOnsets()
 
-    def pushing(frame: Any) -> None:
-        index = pushed.feed(pcm_of(frame))
-        if index is not None:
-            timeline.note("pushed", now())
-            # Not a time: where the burst begins in the processed block (a noise
-            # suppressor ramps a sound in after silence), in seconds.
-            timeline.note("processed onset", index / SAMPLE_RATE)
-        push(frame)
+    async def sending(frames: list[Any]) -> None:
+        for frame in frames:
+            index = pushed.feed(pcm_of(frame))
+            if index is not None:
+                timeline.note("pushed", now())
+                # Not a time: where the burst begins in the processed block (a noise
+                # suppressor ramps a sound in after silence), in seconds.
+                timeline.note("processed onset", index / SAMPLE_RATE)
+        await send_frames(frames)
 
-    source.push = pushing  # type: ignore[method-assign]
+    local._send_frames = sending  # type: ignore[method-assign]
     probe_audio_link(a_session.peers[b.uid].pc, b_session.peers[a.uid].pc, timeline)
 
     buffer = b_session.mixer._sources[a.uid]

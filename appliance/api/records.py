@@ -141,7 +141,6 @@ class RecordsApi:
             raise ApiError("server-unreachable", f"the session server: {err}", status=503) from None
         return m.CallList(calls=[m.Call.model_validate(c.model_dump()) for c in calls])
 
-
     async def kits(self, request: web.Request) -> m.ContactList:
         try:
             users = await self._server_api.users(self._ctx.auth_token)

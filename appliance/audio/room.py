@@ -60,5 +60,6 @@ class RoomAudio:
                 "route": stage.route.value if stage.route else None,
                 "voice_probability": last.voice if last else None,
                 "gain_db": last.gain_db if last else None,
+                "too_slow": stage.too_slow,  # processing given up: this CPU could not keep up
             },
         }

@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from appliance.audio.budget import CpuBudget
 from appliance.audio.delay import (
     MAX_DELAY_SECONDS,
     MIN_CONFIDENCE,
@@ -58,8 +60,12 @@ class ProcessingStage:
         libraries: Libraries,
         delays: EchoDelayStore,
         warn: Warn | None = None,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.config = config
+        self._cpu_clock = cpu_clock  # the worker thread's CPU time
+        self._budget = CpuBudget()
+        self.too_slow = False  # processing was given up: this CPU could not keep up
         self._libraries = libraries
         self._delays = delays
         self._warn = warn
@@ -125,26 +131,58 @@ class ProcessingStage:
     async def process(self, pcm: Pcm, at: float) -> Processed:
         """One captured block that was complete at ``at``: processed for the route in use,
         with its voice probability."""
-        start = self._captured.append(pcm)
-        self._captured_clock.add(at, start + len(pcm))
-        self._captured_more.set()
+        return (await self.process_blocks([(pcm, at)]))[0]
+
+    async def process_blocks(self, blocks: Sequence[tuple[Pcm, float]]) -> list[Processed]:
+        """Captured blocks, in order, each with the loop time it was complete at: processed
+        in one trip to the worker thread (a loop that fell behind catches up at once; one
+        trip per block would cap the blocks a second at the trips a busy loop can make)."""
+        work: list[tuple[Pcm, Pcm | None]] = []
         engine = self._engine(self.route)
-        if engine is None or self._engine_failed:
-            self.last = Processed(pcm, None)
-            return self.last
-        far = self._reference(start, len(pcm), engine) if engine.cancels_echo else None
-        loop = asyncio.get_running_loop()
-        try:
-            self.last = await loop.run_in_executor(self._executor, engine.process, pcm, far)
-        except Exception as err:  # a library fault must not silence the microphone
-            log.exception(
-                "audio processing (%s) failed; sending the microphone as it is", engine.name
-            )
-            self._engine_failed = True
-            if self._warn is not None:
-                self._warn("audio-processing-failed", "audio", f"{engine.name}: {err}")
-            self.last = Processed(pcm, None)
-        return self.last
+        if self._engine_failed:
+            engine = None
+        for pcm, at in blocks:
+            start = self._captured.append(pcm)
+            self._captured_clock.add(at, start + len(pcm))
+            far = None
+            if engine is not None and engine.cancels_echo:
+                far = self._reference(start, len(pcm), engine)
+            work.append((pcm, far))
+        self._captured_more.set()
+        if engine is None:
+            done = [Processed(pcm, None) for pcm, _ in work]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                done, cpu = await loop.run_in_executor(
+                    self._executor, _process_all, engine, work, self._cpu_clock
+                )
+                audio = sum(len(pcm) for pcm, _ in work) / SAMPLE_RATE
+                if self._budget.add(cpu, audio):
+                    self._too_slow(engine)
+            except Exception as err:  # a library fault must not silence the microphone
+                log.exception(
+                    "audio processing (%s) failed; sending the microphone as it is", engine.name
+                )
+                self._engine_failed = True
+                if self._warn is not None:
+                    self._warn("audio-processing-failed", "audio", f"{engine.name}: {err}")
+                done = [Processed(pcm, None) for pcm, _ in work]
+        if done:
+            self.last = done[-1]
+        return done
+
+    def _too_slow(self, engine: Engine) -> None:
+        """This CPU cannot process the microphone in real time: it goes out as it is."""
+        self._engine_failed = True
+        self.too_slow = True
+        message = (
+            f"{engine.name} needs {self._budget.cost * 1000:.0f} ms of CPU a second of audio: "
+            "this CPU cannot keep up; sending the microphone unprocessed"
+        )
+        log.warning("audio processing: %s", message)
+        if self._warn is not None:
+            self._warn("audio-processing-too-slow", "audio", message)
 
     def _engine(self, route: Route | None) -> Engine | None:
         if route not in self._engines:
@@ -277,3 +315,12 @@ class ProcessingStage:
             self._measuring = None
         # The worker finishes the block it has (a few hundred microseconds) and stops.
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+
+
+def _process_all(
+    engine: Engine, work: list[tuple[Pcm, Pcm | None]], cpu_clock: Callable[[], float]
+) -> tuple[list[Processed], float]:
+    """The worker thread's part: the blocks processed, and the CPU time that took."""
+    start = cpu_clock()
+    done = [engine.process(near, far) for near, far in work]
+    return done, cpu_clock() - start

@@ -13,20 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any, Protocol
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
 
 from appliance.audio.engines import Processed
 from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import level_needed
 from appliance.media.levels import LevelMeter
 from appliance.media.outgoing import OutgoingVideo
-from appliance.media.tracks import PushTrack
+from appliance.media.outgoing_audio import OpusEncoder, OutgoingAudio
 from appliance.media.view import View
 from hal.audio.base import SAMPLE_RATE, AudioError, Microphone, Pcm
 from hal.camera.base import Camera, CameraError, CameraInfo, EncodingCamera, VideoFormat
@@ -40,6 +40,11 @@ RETRY_SECONDS = 1.0
 # At most 200 ms of our audio waits for a peer's sender (the bound the one queue in front
 # of aiortc's relay had; the relay behind it had none).
 SEND_QUEUE_FRAMES = 10
+# Captured blocks go through the room audio at most this many (200 ms) in one trip; at most
+# MAX_QUEUED_BLOCKS (400 ms) wait for it, the oldest dropped beyond: a CPU that cannot keep
+# up loses audio, never adds delay.
+MAX_BATCH_BLOCKS = 10
+MAX_QUEUED_BLOCKS = 20
 LOCAL = "local"  # the uid under which the self view is shown
 
 AudioTap = Callable[[Pcm, bool], None]  # (pcm, muted)
@@ -49,8 +54,8 @@ Warn = Callable[[str, str, str], None]  # (code, device, message)
 class CaptureProcessing(Protocol):
     """The room audio processing between the microphone and the outgoing track."""
 
-    async def process(self, pcm: Pcm, at: float) -> Processed:
-        """One captured block, complete at loop time ``at``."""
+    async def process_blocks(self, blocks: Sequence[tuple[Pcm, float]]) -> list[Processed]:
+        """Captured blocks in order, each with the loop time it was complete at."""
 
 
 class LocalMedia:
@@ -73,7 +78,9 @@ class LocalMedia:
         self._view = view
         self._warn = warn
         self._on_camera_change = on_camera_change
-        self._audio_tracks: list[PushTrack] = []
+        self._audio_tracks: list[OutgoingAudio] = []
+        self._encoding: ThreadPoolExecutor | None = None  # Opus, once a peer takes packets
+        self._opus: OpusEncoder | None = None
         self._video_tracks: list[OutgoingVideo] = []
         self._camera_packets = False  # the open camera gives H.264 packets
         self._audio_taps: list[AudioTap] = []
@@ -81,12 +88,14 @@ class LocalMedia:
         self._video_task: asyncio.Task[None] | None = None
         self._camera_index = 0
         self._clock_origin = 0.0
+        self._samples_sent = 0  # our audio's sample clock (RTP timestamps follow it)
         self.audio_muted = False
         self.video_paused = False
         self.video_enabled = False  # False in an audio-only call
         self.camera_ok = True
         self.level = LevelMeter()
         self.video_frames_sent = 0
+        self.blocks_dropped = 0  # captured audio the sender could not keep up with
         self.latest_frames: dict[str, av.VideoFrame] = {}  # the self view, for the recorder
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -113,6 +122,9 @@ class LocalMedia:
         for audio in self._audio_tracks:
             audio.stop()
         self._audio_tracks.clear()
+        encoding, self._encoding, self._opus = self._encoding, None, None
+        if encoding is not None:
+            encoding.shutdown(wait=False)
         for track in self._video_tracks:
             track.stop()
         self._video_tracks.clear()
@@ -121,13 +133,13 @@ class LocalMedia:
 
     # --- tracks for peers ----------------------------------------------------------------
 
-    def audio_track(self) -> MediaStreamTrack:
+    def audio_track(self) -> OutgoingAudio:
         """A new peer's audio, with a queue of its own that drops its oldest frame when
         full: a sender that falls behind (a busy CPU) loses a frame, never adds delay to
         every later one (aiortc's MediaRelay queues without a bound: a sender that fell
         behind once stayed that far behind for the rest of the connection)."""
         self._audio_tracks = [t for t in self._audio_tracks if t.readyState == "live"]
-        track = PushTrack("audio", queue_size=SEND_QUEUE_FRAMES)
+        track = OutgoingAudio(queue_size=SEND_QUEUE_FRAMES)
         self._audio_tracks.append(track)
         return track
 
@@ -307,7 +319,6 @@ class LocalMedia:
     async def _audio_pump(self) -> None:
         microphone = self._microphone
         assert microphone is not None
-        samples = 0
         healthy = True
         try:
             while True:
@@ -316,23 +327,7 @@ class LocalMedia:
                     if not healthy:
                         self._warn("microphone-restored", "microphone", "the microphone works")
                     healthy = True
-                    while True:
-                        pcm = await microphone.read()
-                        voice = None
-                        if self._processing is not None:
-                            # Processed even while muted: the echo canceller keeps up.
-                            at = asyncio.get_running_loop().time()
-                            processed = await self._processing.process(pcm, at)
-                            pcm, voice = processed.pcm, processed.voice
-                        muted = self.audio_muted
-                        self.level.add(pcm if not muted else None, voice)
-                        for tap in list(self._audio_taps):
-                            tap(pcm, muted)
-                        if not muted:
-                            frame = _audio_frame(pcm, samples)
-                            for track in self._audio_tracks:
-                                track.push(frame)
-                        samples += len(pcm)
+                    await self._send_microphone(microphone)
                 except AudioError as err:
                     if healthy:
                         self._warn("microphone-failed", "microphone", err.message)
@@ -343,6 +338,82 @@ class LocalMedia:
         finally:
             with contextlib.suppress(HardwareError):
                 await microphone.close()
+
+    async def _send_microphone(self, microphone: Microphone) -> None:
+        """Reads the open microphone and sends what it hears until it fails (AudioError).
+
+        A reader task queues each block as it comes; the sender takes every block queued
+        at once, so a loop held up for a while (a busy CPU) catches up on its next turn
+        instead of staying a block per turn behind the microphone for good."""
+        loop = asyncio.get_running_loop()
+        captured: asyncio.Queue[tuple[Pcm, float] | AudioError] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                while True:
+                    pcm = await microphone.read()
+                    if captured.qsize() >= MAX_QUEUED_BLOCKS:
+                        captured.get_nowait()
+                        self.blocks_dropped += 1
+                    captured.put_nowait((pcm, loop.time()))
+            except AudioError as err:
+                captured.put_nowait(err)
+
+        reader = asyncio.create_task(read(), name="microphone reader")
+        try:
+            while True:
+                batch = [await captured.get()]
+                while not captured.empty() and len(batch) < MAX_BATCH_BLOCKS:
+                    batch.append(captured.get_nowait())
+                blocks = [item for item in batch if not isinstance(item, AudioError)]
+                await self._send_blocks(blocks)
+                for item in batch:
+                    if isinstance(item, AudioError):
+                        raise item
+        finally:
+            await _cancelled(reader)
+
+    async def _send_blocks(self, blocks: list[tuple[Pcm, float]]) -> None:
+        if not blocks:
+            return
+        if self._processing is not None:
+            # Processed even while muted: the echo canceller keeps up.
+            processed = await self._processing.process_blocks(blocks)
+            out = [(p.pcm, p.voice) for p in processed]
+        else:
+            out = [(pcm, None) for pcm, _ in blocks]
+        frames: list[av.AudioFrame] = []
+        for pcm, voice in out:
+            muted = self.audio_muted
+            self.level.add(pcm if not muted else None, voice)
+            for tap in list(self._audio_taps):
+                tap(pcm, muted)
+            if not muted:
+                frames.append(_audio_frame(pcm, self._samples_sent))
+            self._samples_sent += len(pcm)
+        if frames:
+            await self._send_frames(frames)
+
+    async def _send_frames(self, frames: list[av.AudioFrame]) -> None:
+        """To each peer: Opus packets, encoded here once for them all in one trip to the
+        encoding thread, or the frames for a peer on another codec."""
+        tracks = [t for t in self._audio_tracks if t.readyState == "live"]
+        for track in tracks:
+            if not track.takes_packets:
+                for frame in frames:
+                    track.push(frame)
+        opus_tracks = [t for t in tracks if t.takes_packets]
+        if not opus_tracks:
+            return
+        if self._encoding is None:
+            self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opus")
+            self._opus = OpusEncoder()
+        assert self._opus is not None
+        loop = asyncio.get_running_loop()
+        packets = await loop.run_in_executor(self._encoding, self._opus.encode, frames)
+        for track in opus_tracks:
+            for packet in packets:
+                track.push(packet)
 
 
 async def _cancelled(task: asyncio.Task[None] | None) -> None:

@@ -45,6 +45,7 @@ from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import follow_sender
+from appliance.media.outgoing_audio import follow_audio_sender
 from appliance.media.receive import tune_receivers
 from appliance.signaling.messages import Candidate, Description
 
@@ -287,7 +288,8 @@ class Peer:
 
     async def _connect_as_offerer(self, generation: int) -> None:
         pc = await self._replace(generation, offerer=True)
-        pc.addTransceiver(self._local.audio_track(), direction="sendrecv")
+        audio = self._local.audio_track()
+        follow_audio_sender(pc.addTransceiver(audio, direction="sendrecv").sender, audio)
         if self._video:
             self._add_video(pc)
         try:
@@ -361,7 +363,9 @@ class Peer:
             if transceiver.sender.track is not None or transceiver.stopped:
                 continue
             if transceiver.kind == "audio":
-                transceiver.sender.replaceTrack(self._local.audio_track())
+                audio = self._local.audio_track()
+                transceiver.sender.replaceTrack(audio)
+                follow_audio_sender(transceiver.sender, audio)
             elif transceiver.kind == "video":
                 track = self._local.video_track()
                 transceiver.sender.replaceTrack(track)

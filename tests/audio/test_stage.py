@@ -1,6 +1,6 @@
 """The processing stage's plumbing: which library it loads (and says so when it must fall
-back), a library that fails, what the kit reports, and the voice probability in the
-level meter."""
+back), a library that fails, a CPU too slow for it, what the kit reports, and the voice
+probability in the level meter."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from appliance.audio import engines
-from appliance.audio.engines import Backend, Libraries
+from appliance.audio.delay import EchoDelayStore
+from appliance.audio.engines import Backend, Libraries, Processed
 from appliance.audio.room import RoomAudio
 from appliance.audio.settings import RoomAudioConfig
+from appliance.audio.stage import ProcessingStage
 from appliance.media.levels import LevelMeter
-from hal.audio.base import FRAME_SAMPLES, Route
+from hal.audio.base import FRAME_SAMPLES, Pcm, Route
 from hal.audio.pcm import tone
 
 
@@ -128,3 +130,63 @@ def test_the_level_meter_uses_the_voice_probability() -> None:
     for _ in range(5):
         levels_only.add(loud_noise)
     assert levels_only.voice is None and levels_only.speaking
+
+
+class CostlyEngine:
+    """Halves what it processes (so processed audio is told from raw) and costs the worker
+    ``cost_s`` of CPU per block on the injected CPU clock."""
+
+    name = "costly"
+    cancels_echo = False
+
+    def __init__(self, cost_s: float) -> None:
+        self.cost_s = cost_s
+        self.cpu = 0.0
+
+    def process(self, near: Pcm, far: Pcm | None) -> Processed:
+        self.cpu += self.cost_s
+        return Processed((near // 2).astype(np.int16), None)
+
+    def set_delay_ms(self, delay_ms: int) -> None:
+        pass
+
+
+async def processed_share(cost_s: float, blocks: int) -> tuple[list[bool], list[tuple[str, ...]]]:
+    """Which of ``blocks`` captured blocks came out processed, and the warnings."""
+    engine = CostlyEngine(cost_s)
+
+    class OneEngine(Libraries):
+        def engine(self, config: RoomAudioConfig, *, processing: bool) -> engines.Engine:
+            return engine
+
+    warnings: list[tuple[str, ...]] = []
+    stage = ProcessingStage(
+        RoomAudioConfig(),
+        OneEngine(Backend.WEBRTC, engines),
+        EchoDelayStore(None),
+        lambda *w: warnings.append(w),
+        cpu_clock=lambda: engine.cpu,
+    )
+    pcm = np.full(FRAME_SAMPLES, 1000, np.int16)
+    processed: list[bool] = []
+    for k in range(0, blocks, 5):  # in batches, as a pump catching up gives them
+        batch = [(pcm, (k + i) * 0.02) for i in range(5)]
+        processed += [bool(p.pcm[0] == 500) for p in await stage.process_blocks(batch)]
+    assert stage.too_slow == (not all(processed))
+    await stage.close()
+    return processed, warnings
+
+
+async def test_a_cpu_that_cannot_keep_up_sends_the_microphone_unprocessed() -> None:
+    # 30 ms of CPU for each 20 ms block: two whole seconds over budget, then given up.
+    processed, warnings = await processed_share(0.030, 300)
+    given_up_at = processed.index(False)
+    assert 100 <= given_up_at <= 110 and not any(processed[given_up_at:])
+    assert [w[0] for w in warnings] == ["audio-processing-too-slow"]
+    assert "1500 ms of CPU a second of audio" in warnings[0][2]
+
+
+async def test_processing_that_keeps_up_goes_on() -> None:
+    # 10 ms a block is half the audio's time: within budget for good.
+    processed, warnings = await processed_share(0.010, 300)
+    assert all(processed) and warnings == []

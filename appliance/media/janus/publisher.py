@@ -31,6 +31,7 @@ from appliance.media.local import LocalMedia, Warn
 # The sender hooks that feed the negotiated codec and key frame requests to the camera's
 # track are the mesh peers' too: one implementation for both backends.
 from appliance.media.outgoing import follow_sender
+from appliance.media.outgoing_audio import follow_audio_sender
 from appliance.signaling.messages import JanusRoomAccess
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class Publisher:
             )
             self.pc = pc
             pc.on("connectionstatechange", self._state_changed)
-            pc.addTransceiver(self._local.audio_track(), direction="sendonly")
+            audio = self._local.audio_track()
+            follow_audio_sender(pc.addTransceiver(audio, direction="sendonly").sender, audio)
             if video:
                 self._add_video(pc)
             await self._negotiate("publish")
