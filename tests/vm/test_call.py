@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,12 @@ TONE_TOLERANCE_HZ = 25
 # Tone bursts (speech-like: a noise suppressor takes a steady sine for noise) at -12 dBFS
 # into the microphone's loopback, as the far kit meters them. Silence there is -85 to -90.
 # This test found that a sender which fell behind (the emulator's CPU) stayed behind: the
-# far kit heard our microphone only after a reconnection, now fixed in appliance/media/local.py.
+# far kit heard our microphone only after a reconnection (fixed in appliance/media/local.py);
+# then that the far kit stopped hearing it after a while: the emulated CPU sent a fifth of
+# the microphone, processing taking 1.2 s of CPU a second (appliance/audio/budget.py now
+# gives it up) and aiortc's encoder one loop trip per frame (appliance/media/outgoing_audio.py).
 MIC_LEVEL_DBFS = -50
+SILENT_DBFS = -60  # the far kit's meter of us when nothing plays into the loopback
 
 
 def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
@@ -69,14 +74,15 @@ def call(vm: VirtualKit) -> Iterator[str]:
         vm.run(f"systemctl stop {farkit.UNIT}", check=False)
 
 
-def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
-    def far_level() -> float:
-        us = far_view_of_us(vm, call)
-        assert us is not None and us["media"] is not None
-        return float(us["media"]["audio_level_dbfs"])
+def far_level(vm: VirtualKit, token: str) -> float:
+    """How loud the far kit plays us now (its smoothed meter), in dBFS."""
+    us = far_view_of_us(vm, token)
+    assert us is not None and us["media"] is not None
+    return float(us["media"]["audio_level_dbfs"])
 
-    # Nothing plays into the loopback yet: what the far kit hears of us is silence.
-    wait_until("silence from us at the far kit", lambda: far_level() < -60, 120)
+
+@contextmanager
+def bursts_into_the_microphone(vm: VirtualKit) -> Iterator[None]:
     vm.run(
         "mkdir -p /run/callbox-vm && cat > /run/callbox-vm/bursts.py",
         stdin=(GUEST / "bursts.py").read_bytes(),
@@ -86,14 +92,22 @@ def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call:
         f"{MIC_TONE_HZ} -12 | aplay -q -D plughw:Loopback,0,1 -r 48000 -c 1 -f S16_LE -t raw'"
     )
     try:
-        wait_until(
-            "the microphone's tone at the far kit", lambda: far_level() > MIC_LEVEL_DBFS, 120
-        )
+        yield
     finally:
         vm.run("systemctl stop vm-mic-tone", check=False)
-    # Not asserted yet: silence again soon after. In the emulator the far kit stopped
-    # hearing our microphone after the first consent restart (not a receive backlog: the
-    # queues were measured empty); the cause is open, docs/TESTING.md.
+
+
+def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call: str) -> None:
+    # Nothing plays into the loopback yet: what the far kit hears of us is silence.
+    wait_until("silence from us at the far kit", lambda: far_level(vm, call) < SILENT_DBFS, 120)
+    with bursts_into_the_microphone(vm):
+        wait_until(
+            "the microphone's tone at the far kit",
+            lambda: far_level(vm, call) > MIC_LEVEL_DBFS,
+            120,
+        )
+    # And silence again soon after: nothing of ours is queued up anywhere on the way.
+    wait_until("silence from us again", lambda: far_level(vm, call) < SILENT_DBFS, 60)
 
 
 def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> None:
@@ -189,6 +203,8 @@ def far_counter_on_screen(screen: npt.NDArray[np.uint8]) -> int | None:
         return None
     left, right = columns
     rows = np.nonzero(near[:, left:right].sum(axis=1) > 20)[0]
+    if len(rows) == 0:  # a run of columns narrower than a tile: not the far kit's
+        return None
     bottom = int(rows[-1]) + 1
     top = bottom - round((right - left) * farkit.CAMERA[1] / farkit.CAMERA[0])
     if top < 0:
@@ -254,11 +270,8 @@ def test_a_tap_on_the_touch_screen_brings_our_tile_to_the_main_place(
 
 
 def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(vm: VirtualKit, call: str) -> None:
-    vm.run(
-        "systemd-run --unit vm-mic-tone2 speaker-test -D plughw:Loopback,0,1 -t sine "
-        f"-f {MIC_TONE_HZ} -r 48000 -c 1 -F S16_LE >/dev/null"
-    )
-    try:
+    with bursts_into_the_microphone(vm):
+        wait_until("us at the far kit", lambda: far_level(vm, call) > MIC_LEVEL_DBFS, 120)
         press(vm, 17)
         wait_until("the mute LED", lambda: gpio_value(vm, 23) == 1)
         wait_until(
@@ -266,11 +279,10 @@ def test_mute_button_mutes_us_at_the_far_kit_and_lights_the_led(vm: VirtualKit, 
             lambda: (us := far_view_of_us(vm, call)) and us["audio_muted"],
             120,
         )
-        # Silence at the far kit is not asserted yet: see test_tone_bursts_into_the_microphone.
+        wait_until("silence from us at the far kit", lambda: far_level(vm, call) < SILENT_DBFS, 60)
         press(vm, 17)
         wait_until("the mute LED off", lambda: gpio_value(vm, 23) == 0)
-    finally:
-        vm.run("systemctl stop vm-mic-tone2", check=False)
+        wait_until("us again at the far kit", lambda: far_level(vm, call) > MIC_LEVEL_DBFS, 120)
 
 
 def test_the_readmes_journal_commands_tell_the_calls_story(vm: VirtualKit, call: str) -> None:
