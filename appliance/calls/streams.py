@@ -76,7 +76,6 @@ class CallStreams:
         self.remote_video = RemoteVideo(view, counters)
         self.backend: MediaBackend | None = None  # chosen once the server said how
         self._camera_start: asyncio.Task[None] | None = None
-        self._camera_opening: asyncio.Task[None] | None = None  # settled, still starting
 
     def open_camera_early(self, wanted: bool) -> None:
         """The camera opens while the server answers the join (a Pi's camera takes a few
@@ -92,13 +91,9 @@ class CallStreams:
             if start is not None:
                 await asyncio.gather(start, return_exceptions=True)
         elif start is not None:
-            if video:
-                # It goes on starting while the connections are negotiated: its first
-                # frame goes out when it comes, and the call need not wait for it.
-                self._camera_opening = start
-                return
             await start
-            await self.local.disable_video()  # the call is audio-only after all
+            if not video:  # a rejoin into a call that is still audio-only
+                await self.local.disable_video()
         elif video:
             await self.local.enable_video()
 
@@ -177,15 +172,9 @@ class CallStreams:
             ("the mixer", self.mixer.stop),
             ("the audio output", unbind_output),
             ("the remote video", self.remote_video.stop),
-            ("the camera and microphone", self._stop_local),
+            ("the camera and microphone", self.local.stop),
         ]
         return steps
-
-    async def _stop_local(self) -> None:
-        await self.local.stop()  # a camera still starting is cancelled with its pump
-        opening, self._camera_opening = self._camera_opening, None
-        if opening is not None:
-            await asyncio.gather(opening, return_exceptions=True)
 
     # --- what differs between the backends: each answers for itself ----------------------
 
