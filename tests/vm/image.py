@@ -74,7 +74,9 @@ def _files(inputs: list[Path]) -> list[Path]:
 def digest(inputs: list[Path], extra: str = "") -> str:
     h = hashlib.sha256(extra.encode())
     for path in _files(inputs):
-        h.update(str(path.relative_to(REPO.parent)).encode() + b"\0")
+        # Named within the repository, so a clone elsewhere finds the same cached image.
+        name = path.relative_to(REPO) if path.is_relative_to(REPO) else Path(path.name)
+        h.update(str(name).encode() + b"\0")
         h.update(f"{path.stat().st_mode & 0o111}".encode())
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
