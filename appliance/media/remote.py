@@ -113,8 +113,10 @@ class JitterBuffer:
         self._next_position = position + len(pcm)
         self._chunks.append((pcm, at))
         self._size += len(pcm)
-        while self._size > MAX_BUFFER:
-            self._size -= len(self._chunks.popleft()[0])
+        if self._size > MAX_BUFFER:
+            # Only the excess goes, not whole chunks: a chunk of several blocks (repacked
+            # packets) dropped whole could leave less than a (re)start waits for, for good.
+            self._drop(self._size - MAX_BUFFER, trimmed=False)
 
     def take(self, n: int) -> Pcm | None:
         if not self._playing:
@@ -162,8 +164,9 @@ class JitterBuffer:
         if surplus > 0:
             self._drop(surplus)
 
-    def _drop(self, samples: int) -> None:
-        """The oldest ``samples`` go: the queue catches up with the live audio."""
+    def _drop(self, samples: int, *, trimmed: bool = True) -> None:
+        """The oldest ``samples`` go: the queue catches up with the live audio
+        (``trimmed``: counted as slack given back)."""
         while samples > 0 and self._chunks:
             chunk, arrived = self._chunks[0]
             if len(chunk) <= samples:
@@ -174,7 +177,8 @@ class JitterBuffer:
                 used = samples
             samples -= used
             self._size -= used
-            self.trimmed += used
+            if trimmed:
+                self.trimmed += used
 
 
 class AudioMixer:
