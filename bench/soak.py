@@ -289,13 +289,13 @@ async def run(quick: bool) -> Result:
             Target(
                 f"RSS growth after the {plan.warm_up / 60:g}-minute warm-up, over the rest of the "
                 f"call, within {RSS_GROWTH_LIMIT_MIB:g} MiB",
-                f"{growth:.1f} MiB",
+                f"{growth:.1f} MiB ({found['rss_warm']:.0f} to {found['rss_end']:.0f})",
                 growth <= RSS_GROWTH_LIMIT_MIB,
             ),
             Target(
                 f"audio latency drift (median of the last {edge} markers less the first "
                 f"{edge}) within {DRIFT_LIMIT_MS:g} ms",
-                f"{drift:+.1f} ms",
+                f"{drift:+.1f} ms ({first:.1f} to {last:.1f})",
                 abs(drift) <= DRIFT_LIMIT_MS,
             ),
             Target(
