@@ -68,6 +68,16 @@ def pytest_runtest_makereport(
         )
         if core:
             report.sections.append(("virtual kit: the last core's native stacks", core))
+        # The ALSA side: each loopback cable and PCM's state (a stuck PCM keeps its pointers).
+        alsa = guest(
+            "grep -H . /proc/asound/Loopback/cable#* /proc/asound/Loopback/pcm*/sub*/status"
+        )
+        report.sections.append(("virtual kit: ALSA loopback", alsa))
+        audio_log = guest(
+            "journalctl -b -u callbox.service --no-pager -o cat "
+            "| grep -E 'hal.audio|appliance.audio|alsa' | tail -40"
+        )
+        report.sections.append(("virtual kit: audio log", audio_log))
         report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
         report.sections.append(("virtual kit: far kit", kit.journal("callbox-far", lines=60)))
     except Exception as error:  # the report must not hide the failure

@@ -23,7 +23,7 @@ from hal.audio.pcm import dominant_frequency, rms_dbfs
 from hal.camera.pattern import kit_colour, read_pattern
 from tests.readme import lines_running, shell_blocks
 from tests.vm import farkit
-from tests.vm.machine import SCREEN, VirtualKit
+from tests.vm.machine import SCREEN, VirtualKit, VmError
 from tests.vm.session import end, gpio_value, press, session, wait_until
 from tests.vm.test_screen import bar_shares
 
@@ -46,13 +46,17 @@ MIC_LEVEL_DBFS = -50
 SILENT_DBFS = -60  # the far kit's meter of us when nothing plays into the loopback
 
 
-def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
-    view = farkit.api(vm, token, "GET", "/api/v1/session")
+def participant_in(view: dict[str, Any], uid: str) -> dict[str, Any] | None:
     for participant in view.get("participants", []):
-        if participant["uid"] == vm.kit_config()["kit"]["uid"]:
+        if participant["uid"] == uid:
             found: dict[str, Any] = participant
             return found
     return None
+
+
+def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
+    view = farkit.api(vm, token, "GET", "/api/v1/session")
+    return participant_in(view, vm.kit_config()["kit"]["uid"])
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +115,28 @@ def test_tone_bursts_into_the_microphone_reach_the_far_kit(vm: VirtualKit, call:
 
 
 def test_the_far_kits_tone_plays_on_the_speaker(vm: VirtualKit, call: str) -> None:
+    last: list[tuple[float, float]] = []
+
     def heard() -> tuple[float, float] | None:
         pcm = farkit.record(vm, "plughw:Loopback,1,0")[24000:]  # the last second
         freq, level = dominant_frequency(pcm), rms_dbfs(pcm)
+        last[:] = [(freq, level)]
         return (
             (freq, level)
             if abs(freq - farkit.TONE_HZ) < TONE_TOLERANCE_HZ and level > -40
             else None
         )
 
-    freq, level = wait_until("the far kit's tone on the speaker", heard, 300)
+    try:
+        freq, level = wait_until("the far kit's tone on the speaker", heard, 300)
+    except VmError as error:
+        # Which side stopped: what we receive of the far kit, and whether the speaker's PCM
+        # still runs (a running one under the emulator counts underruns all the time).
+        far = participant_in(session(vm), farkit.UID)
+        raise VmError(
+            f"{error}; the loopback heard {last} (Hz, dBFS); our view of the far kit: "
+            f"{far and far.get('media')}; device xruns: {device_xruns(vm)}"
+        ) from error
     assert abs(freq - farkit.TONE_HZ) < TONE_TOLERANCE_HZ and level > -40
 
 
