@@ -186,7 +186,8 @@ class AudioMixer:
     writes it to the current route.
 
     Silence is written when nobody speaks so a real device keeps its clock and never
-    underruns. A route that fails is reported once through ``on_output_failed``. What was
+    underruns. A route that fails is reported once through ``on_output_failed``, and again if it
+    fails after it played once more. What was
     played, and where, goes to ``playback`` (the echo canceller's reference).
     """
 
@@ -296,6 +297,7 @@ class AudioMixer:
                 try:
                     await output.write(pcm)
                     played = output.route
+                    failed = None  # it works (again): its next failure is news
                 except AudioError as err:
                     if output is not failed:
                         failed = output
