@@ -9,8 +9,9 @@ seconds: the far side sends RTCP reports every second even when muted with its c
 so silence means the path is gone) or whose ICE or DTLS fails is replaced: a fresh
 ``RTCPeerConnection`` with new ICE credentials and candidates and the same local tracks,
 negotiated through the session server. That is our ICE restart (aiortc cannot restart ICE
-on a live connection). Either side may start one, and does again every ``ATTEMPT_TIMEOUT``
-seconds until media flows, but only while its signaling works. Each new connection's
+on a live connection). Either side may start one, and does again after ``ATTEMPT_TIMEOUT``
+seconds until media flows (twice as long after each that never carried any, up to four
+times), but only while its signaling works. Each new connection's
 descriptions carry a higher ``generation``, so an answer to a superseded offer is dropped,
 and when both sides offer at once the higher generation wins, then the lower uid.
 The side that receives a new connection's offer replaces its own at once.
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 STALL_AFTER = 4.0  # seconds with nothing received: the connection is interrupted
 ATTEMPT_TIMEOUT = 6.0  # seconds a new connection has to start carrying media
+# Each connection in a row that never carried media gives the next one twice as long (6, 12,
+# 24 s): a slow CPU that needs more than 6 s to connect would otherwise restart every
+# attempt before it is up, for good (the emulator did, one start in a few).
+ATTEMPT_DOUBLINGS = 2
 ATTEMPT_JITTER = 0.2  # +-20 %, so two sides retrying do not keep colliding
 
 SendSignal = Callable[[Description | None, Candidate | None], Awaitable[None]]
@@ -129,7 +134,8 @@ class Peer:
         loop = asyncio.get_running_loop()
         self._created = loop.time()
         self._pc_since = self._created  # when the current connection was made
-        self._deadline = self._created + _attempt_timeout()  # for the current connection
+        self._unanswered = 0  # connections in a row that never carried media
+        self._deadline = self._created + attempt_timeout(0)  # for the current connection
         self._last_received: float | None = None
         self._counters = _Counters()  # the current connection's
         self._earlier = _Counters()  # the replaced connections', summed
@@ -224,7 +230,8 @@ class Peer:
                 self.restarts += 1  # a new connection carries the media now
                 self._totals.ice_restarts += 1
             self._carried = self.generation
-            self._deadline = now + _attempt_timeout()
+            self._unanswered = 0
+            self._deadline = now + attempt_timeout(0)
             self._set_health(Health.CONNECTED)
             return
         if self.health == Health.CONNECTED:
@@ -269,6 +276,8 @@ class Peer:
     async def _replace(self, generation: int, *, offerer: bool) -> RTCPeerConnection:
         old, self.pc = self.pc, None
         if old is not None:
+            if self._carried != self.generation:
+                self._unanswered += 1  # the one replaced never carried media
             self._earlier.received += self._counters.received
             self._earlier.lost += self._counters.lost
             await _retire(old)
@@ -283,7 +292,7 @@ class Peer:
         self._remote_ufrag = None
         self._counters = _Counters()
         self._pc_since = asyncio.get_running_loop().time()
-        self._deadline = self._pc_since + _attempt_timeout()
+        self._deadline = self._pc_since + attempt_timeout(self._unanswered)
         return pc
 
     async def _connect_as_offerer(self, generation: int) -> None:
@@ -422,8 +431,11 @@ class Peer:
         await self._send(Description(type=local.type, sdp=sdp, generation=self.generation), None)
 
 
-def _attempt_timeout() -> float:
-    return ATTEMPT_TIMEOUT * random.uniform(1 - ATTEMPT_JITTER, 1 + ATTEMPT_JITTER)
+def attempt_timeout(unanswered: int) -> float:
+    """Seconds a new connection has to carry media, after ``unanswered`` connections in a
+    row that never did."""
+    doubled = ATTEMPT_TIMEOUT * float(2 ** min(unanswered, ATTEMPT_DOUBLINGS))
+    return doubled * random.uniform(1 - ATTEMPT_JITTER, 1 + ATTEMPT_JITTER)
 
 
 def _ice_ufrag(sdp: str) -> str | None:
