@@ -186,9 +186,9 @@ class AudioMixer:
     writes it to the current route.
 
     Silence is written when nobody speaks so a real device keeps its clock and never
-    underruns. A route that fails is reported once through ``on_output_failed``, and again if it
-    fails after it played once more. What was
-    played, and where, goes to ``playback`` (the echo canceller's reference).
+    underruns. A route that fails is reported once through ``on_output_failed``, and again
+    if it fails after it played once more. What was played, and where, goes to
+    ``playback`` (the echo canceller's reference).
     """
 
     def __init__(

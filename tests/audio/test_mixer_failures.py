@@ -4,18 +4,10 @@ a route the router believes works."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from appliance.media.remote import AudioMixer
 from hal.audio.base import AudioOutput, Route
 from hal.audio.fake import FakeAudioOutput
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            await asyncio.sleep(0.01)
+from tests.audio.test_ringing_calls import until
 
 
 async def test_an_output_that_fails_again_after_it_came_back_is_reported_again() -> None:
