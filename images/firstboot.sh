@@ -145,20 +145,23 @@ if [ "$ROOT" = "" ]; then # only on the running system: its addresses mean somet
 	addresses=$(hostname -I 2>/dev/null || true)
 fi
 
-printf '\033[2J\033[H'
-cat <<EOF
+# What the screen shows, written in one go: the config is what matters, so a console that
+# cannot be written (another program hung it up) is logged, and the unit still succeeds.
+screen=$(
+	printf '\033[2J\033[H'
+	cat <<EOF
 
   callbox kit "$name" is set up.
 
   Web pages and REST API:   $scheme://$hostname.local:8080/
 EOF
-for address in $addresses; do
-	case "$address" in
-	*:*) printf '                            %s://[%s]:8080/\n' "$scheme" "$address" ;;
-	*) printf '                            %s://%s:8080/\n' "$scheme" "$address" ;;
-	esac
-done
-cat <<EOF
+	for address in $addresses; do
+		case "$address" in
+		*:*) printf '                            %s://[%s]:8080/\n' "$scheme" "$address" ;;
+		*) printf '                            %s://%s:8080/\n' "$scheme" "$address" ;;
+		esac
+	done
+	cat <<EOF
 
   API token (keep it safe; it is also in /etc/callbox/callbox.toml):
 
@@ -167,14 +170,19 @@ cat <<EOF
   Other kits can use this kit's session server: server.url = "$scheme://$hostname.local:8090"
 
 EOF
-if [ "$TLS" = true ]; then
-	cat <<EOF
+	if [ "$TLS" = true ]; then
+		cat <<EOF
   The certificate is this kit's own: check a browser's warning against the SHA-256
   fingerprint the screen shows once the appliance has started.
 
 EOF
+	fi
+)
+if ! printf '%s\n' "$screen" 2>/dev/null; then
+	echo "callbox-firstboot: could not show the token on the console; it is in $CONFIG" >&2
+	HOLD=0
 fi
 if [ "$HOLD" -gt 0 ]; then
-	echo "  The appliance starts in $HOLD seconds."
+	echo "  The appliance starts in $HOLD seconds." 2>/dev/null || true
 	sleep "$HOLD"
 fi

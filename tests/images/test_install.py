@@ -3,6 +3,7 @@
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,22 @@ def test_first_boot_writes_a_valid_config_and_shows_its_token(root: Path) -> Non
     again = run(root / "usr/local/libexec/callbox-firstboot", "--root", root)
     assert "exists; nothing to do" in again.stderr
     assert load(path)[0].api.token == config.api.token
+
+
+def test_first_boot_succeeds_when_the_console_cannot_be_written(root: Path) -> None:
+    # The console's getty hangs it up as it starts, and every write to it then fails
+    # (EIO); here standard output is /dev/full (ENOSPC). The config is what matters.
+    install(root)
+    with open("/dev/full", "w") as console:
+        result = subprocess.run(
+            [str(root / "usr/local/libexec/callbox-firstboot"), "--root", str(root),
+             "--hold", "30"],
+            stdout=console, stderr=subprocess.PIPE, text=True, timeout=20, check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "could not show the token on the console" in result.stderr
+    config, _ = load(root / "etc/callbox/callbox.toml")
+    assert config.api.token is not None and config.api.token not in result.stderr
 
 
 def test_plain_http_is_opt_in(root: Path) -> None:
