@@ -207,6 +207,8 @@ class AudioMixer:
         self.limiter = SoftLimiter()
         self.levels: dict[str, LevelMeter] = {}
         self.taps: list[Callable[[Pcm], None]] = []
+        self._failed_output: AudioOutput | None = None  # its failure was reported
+        self.block_failures = 0  # blocks that raised (logged once per kind of error)
 
     @property
     def output(self) -> AudioOutput | None:
@@ -280,30 +282,42 @@ class AudioMixer:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
-        failed: AudioOutput | None = None
+        reported: set[type[BaseException]] = set()
         while True:
             deadline += PERIOD
             delay = deadline - loop.time()
             if delay < -5 * PERIOD:  # the loop stalled: resynchronise, don't burst
                 deadline = loop.time()
             await asyncio.sleep(max(0.0, delay))
-            pcm = self.mix_once()
-            for tap in list(self.taps):
-                tap(pcm)
-            output = self._output
-            handed_at = loop.time()
-            played: Route | None = None
-            if output is not None:
-                try:
-                    await output.write(pcm)
-                    played = output.route
-                    failed = None  # it works (again): its next failure is news
-                except AudioError as err:
-                    if output is not failed:
-                        failed = output
-                        self._on_output_failed(output, err)
-            if self._playback is not None:
-                self._playback.played(pcm if played else SILENCE, played, handed_at)
+            try:
+                await self._play_block(loop.time)
+            except Exception as err:
+                # A fault in one block (a tap, the echo canceller's hook) must not silence
+                # the call for good: the task would end unseen and the route run dry.
+                self.block_failures += 1
+                if type(err) not in reported:
+                    reported.add(type(err))
+                    log.exception("audio mixer: a block failed; playing on")
+
+    async def _play_block(self, now: Callable[[], float]) -> None:
+        """Mixes one block and writes it to the route."""
+        pcm = self.mix_once()
+        for tap in list(self.taps):
+            tap(pcm)
+        output = self._output
+        handed_at = now()
+        played: Route | None = None
+        if output is not None:
+            try:
+                await output.write(pcm)
+                played = output.route
+                self._failed_output = None  # it works (again): its next failure is news
+            except AudioError as err:
+                if output is not self._failed_output:
+                    self._failed_output = output
+                    self._on_output_failed(output, err)
+        if self._playback is not None:
+            self._playback.played(pcm if played else SILENCE, played, handed_at)
 
 
 def _position(frame: av.AudioFrame) -> int | None:
