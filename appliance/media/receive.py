@@ -23,8 +23,9 @@ connection (before media flows: on its "track" event):
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiortc import RTCPeerConnection
@@ -45,6 +46,9 @@ REORDER_MEMORY = 500  # packets (10 s) over which a reordering is remembered
 RESTART_JUMP = 1000  # a sequence number this far ahead: the sender started over
 MAX_OPUS_MS = 120.0  # the longest Opus packet (RFC 6716 3.2.5)
 MAX_OPUS_FRAMES = 48
+# A video packet missing this long is given up (NACK had its round trip, twice over on a
+# slow path) and a key frame asked for.
+GAP_PATIENCE = 1.0
 
 
 class AudioPacketBuffer:
@@ -174,10 +178,54 @@ def _opus_length(length: int) -> bytes:
 
 class VideoPacketBuffer(JitterBuffer):
     """aiortc's video jitter buffer, but a frame goes to the decoder as soon as its last
-    packet (the RTP marker bit) is in, not when the next frame begins."""
+    packet (the RTP marker bit) is in, not when the next frame begins.
 
-    def __init__(self) -> None:
+    A missing packet that NACK did not bring back within ``GAP_PATIENCE`` is given up:
+    the frames after it go on to the decoder (from the first that cannot have begun in
+    the gap) and the sender is asked for a key frame (PLI). aiortc's buffer would wait
+    until its capacity filled up behind the gap: at a few packets a frame, half a minute
+    of frozen picture (a burst lost to a busy CPU's full socket buffer, seen on Janus)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(capacity=512, is_video=True)
+        self._clock = clock
+        self._gap_since: float | None = None  # when a packet behind the gap first came
+        self.gaps_given_up = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        origin = self._origin
+        stored = self._packets[packet.sequence_number % self.capacity] is packet
+        if frame is not None or origin is None or self._packets[origin % self.capacity] is not None:
+            self._gap_since = None  # no gap (a frame went out, or one is coming in)
+            return pli, frame
+        if not stored:
+            return pli, frame
+        now = self._clock()
+        if self._gap_since is None:
+            self._gap_since = now
+        if now - self._gap_since < GAP_PATIENCE:
+            return pli, frame
+        self._skip_gap()
+        return True, self._remove_frame(packet.sequence_number)
+
+    def _skip_gap(self) -> None:
+        """Drops the gap and the packets after it that share a timestamp with the first
+        of them: that frame may have begun in the gap."""
+        self._gap_since = None
+        self.gaps_given_up += 1
+        origin = self._origin
+        assert origin is not None
+        first: RtpPacket | None = None
+        for _ in range(self.capacity):
+            packet = self._packets[origin % self.capacity]
+            if first is not None and (packet is None or packet.timestamp != first.timestamp):
+                break  # the next frame, or a packet not in yet
+            if first is None:
+                first = packet
+            self._packets[origin % self.capacity] = None
+            origin = uint16_add(origin, 1)
+        self._origin = origin
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin

@@ -14,6 +14,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from appliance.media.receive import (
+    GAP_PATIENCE,
     MAX_PATIENCE,
     AudioPacketBuffer,
     VideoPacketBuffer,
@@ -138,3 +139,44 @@ def test_without_markers_a_video_frame_goes_out_when_the_next_begins() -> None:
     assert buffer.add(video_packet(1, 3000, False))[1] is None
     frame = buffer.add(video_packet(2, 6000, False))[1]
     assert frame is not None and frame.data == bytes([0, 1])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_video_packet_that_never_comes_is_given_up_and_a_key_frame_asked_for() -> None:
+    clock = Clock()
+    buffer = VideoPacketBuffer(clock=clock)
+    assert buffer.add(video_packet(0, 3000, True))[1] is not None
+    # 1 and 2 (the first packets of the frame at 6000) are lost; NACK brings nothing back.
+    assert buffer.add(video_packet(3, 6000, True)) == (False, None)
+    clock.now = GAP_PATIENCE / 2
+    assert buffer.add(video_packet(4, 9000, False)) == (False, None)  # still waiting
+    clock.now = GAP_PATIENCE + 0.01
+    pli, frame = buffer.add(video_packet(5, 9000, True))
+    # The frame whose start was lost is dropped, the next goes on, and a PLI is due.
+    assert pli is True and buffer.gaps_given_up == 1
+    assert frame is not None and frame.timestamp == 9000 and frame.data == bytes([4, 5])
+    # From then on, frames flow as before.
+    frame = buffer.add(video_packet(6, 12000, True))[1]
+    assert frame is not None and frame.timestamp == 12000
+
+
+def test_a_video_packet_that_comes_late_but_in_time_is_waited_for() -> None:
+    clock = Clock()
+    buffer = VideoPacketBuffer(clock=clock)
+    assert buffer.add(video_packet(0, 3000, True))[1] is not None
+    assert buffer.add(video_packet(2, 6000, True)) == (False, None)
+    clock.now = GAP_PATIENCE - 0.01
+    pli, frame = buffer.add(video_packet(1, 6000, False))  # NACK's retransmission
+    assert pli is False and frame is not None and frame.data == bytes([1, 2])
+    assert buffer.gaps_given_up == 0
+    # A later gap is timed from when it appeared, not from the first one.
+    assert buffer.add(video_packet(4, 9000, True)) == (False, None)
+    clock.now += GAP_PATIENCE / 2
+    assert buffer.add(video_packet(5, 12000, True)) == (False, None)
