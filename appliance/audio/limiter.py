@@ -20,6 +20,7 @@ KNEE_DBFS = -6.0  # peaks below pass untouched
 CEILING_DBFS = -1.0  # peaks never exceed this
 HOLD_SECONDS = 0.03  # longer than a low voice's pitch period
 RELEASE_SECONDS = 0.08  # time constant of the gain's recovery after the hold
+MIN_GAIN = 1e-6  # -120 dB: far below what any int32 mix needs
 
 
 class SoftLimiter:
@@ -51,7 +52,9 @@ class SoftLimiter:
             peak <= self._knee, peak, self._knee + span * np.tanh((peak - self._knee) / span)
         )
         gain: npt.NDArray[np.float64] = np.divide(out, peak, out=np.ones_like(peak), where=peak > 0)
-        return gain
+        # A gain is in (0, 1] whatever the maths library returns: one bad value (an
+        # emulated CPU's tanh gave -1058 for tanh(3)) must not stick as a negative gain.
+        return np.clip(gain, MIN_GAIN, 1.0)
 
     def process(self, mix: npt.NDArray[np.integer] | npt.NDArray[np.floating]) -> Pcm:
         """A mix of any width (the int32 sum of participants) to int16 PCM."""

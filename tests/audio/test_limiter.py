@@ -103,3 +103,17 @@ def test_blocks_limited_one_by_one_are_the_mix_limited_at_once() -> None:
     assert np.array_equal(np.concatenate(blocks), whole)
     quiet = mix[:FRAME_SAMPLES]
     assert np.array_equal(SoftLimiter().process(quiet), quiet)
+
+
+def test_a_broken_maths_library_cannot_stick_the_gain(monkeypatch: pytest.MonkeyPatch) -> None:
+    # QEMU 7.2's emulated FMA/AVX2 gave numpy's tanh(3) = -1058: the target gain went
+    # negative, log10 raised on every later block and the speaker stayed silent.
+    limiter = SoftLimiter()
+    with monkeypatch.context() as patched:
+        patched.setattr(np, "tanh", lambda x: np.full_like(x, -1058.0))
+        out = limiter.process(np.full(FRAME_SAMPLES, 40000, dtype=np.int32))
+    assert np.all(np.abs(out.astype(np.int32)) <= CEILING)
+    # With the maths right again, the gain comes back to unity within a few hundred ms.
+    for block in tone(440.0, level_dbfs=-20.0, frames=20):
+        limiter.process(block.astype(np.int32))
+    assert limiter.reduction_db > -0.5
