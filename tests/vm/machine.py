@@ -120,7 +120,10 @@ class VirtualKit:
         args = [
             "qemu-system-x86_64",
             "-accel", "tcg",
-            "-cpu", "max",  # the x86-64 levels wheels need (qemu64 lacks SSE4, AVX)
+            # The x86-64 levels wheels need (qemu64 lacks SSE4, AVX), but not QEMU 7.2's
+            # first FMA and AVX2 emulation: numpy's tanh there gave tanh(3) = -1058, which
+            # drove the mixer's limiter to a negative gain and the speaker silent.
+            "-cpu", "max,fma=off,avx2=off",
             "-smp", "2",
             "-m", str(self.memory_mb),
             "-nodefaults", "-no-user-config", "-no-reboot",
