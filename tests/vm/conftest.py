@@ -75,9 +75,16 @@ def pytest_runtest_makereport(
         report.sections.append(("virtual kit: ALSA loopback", alsa))
         audio_log = guest(
             "journalctl -b -u callbox.service --no-pager -o cat "
-            "| grep -E 'hal.audio|appliance.audio|alsa' | tail -40"
+            "| grep -E 'hal.audio|appliance.audio|appliance.media.(remote|routes)|alsa' | tail -40"
         )
         report.sections.append(("virtual kit: audio log", audio_log))
+        # Our own tracebacks (an error caught and logged, a task that died), not aiortc's.
+        tracebacks = guest(
+            "journalctl -b -u callbox.service --no-pager -o cat "
+            "| grep -B1 -A25 '^Traceback' | grep -v '^--$' | tail -120"
+        )
+        if tracebacks:
+            report.sections.append(("virtual kit: tracebacks", tracebacks))
         report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
         report.sections.append(("virtual kit: far kit", kit.journal("callbox-far", lines=60)))
     except Exception as error:  # the report must not hide the failure

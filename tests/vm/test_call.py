@@ -59,6 +59,11 @@ def far_view_of_us(vm: VirtualKit, token: str) -> dict[str, Any] | None:
     return participant_in(view, vm.kit_config()["kit"]["uid"])
 
 
+def frames_decoded(participant: dict[str, Any] | None) -> int:
+    media = participant and participant["media"]
+    return int(media["video_frames"]) if media else 0
+
+
 @pytest.fixture(scope="module")
 def call(vm: VirtualKit) -> Iterator[str]:
     end(vm)
@@ -70,8 +75,16 @@ def call(vm: VirtualKit) -> Iterator[str]:
     )
     vm.api_json("PUT", "/api/v1/session", {"session_id": SESSION})
     farkit.api(vm, token, "PUT", "/api/v1/session", {"session_id": SESSION})
-    wait_until("two in the call", lambda: len(session(vm)["participants"]) == 2, 300)
     try:
+        wait_until("two in the call", lambda: len(session(vm)["participants"]) == 2, 300)
+        # Media both ways before any test reads it (a call that never connects fails every
+        # test of the module here, once, rather than each after its own timeout).
+        wait_until(
+            "video decoded both ways",
+            lambda: frames_decoded(far_view_of_us(vm, token)) > 0
+            and frames_decoded(participant_in(session(vm), farkit.UID)) > 0,
+            300,
+        )
         yield token
     finally:
         end(vm)
