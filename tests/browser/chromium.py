@@ -109,14 +109,23 @@ class Page:
                 await asyncio.sleep(0.1)
 
     async def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element, as a person's would be."""
+        """A real mouse click in the middle of the element, as a person's would be: once
+        the element is what that point shows, and has not moved since the last look (the
+        page may still be laying out lists that load beside it, and a click computed
+        before they shift the page lands on something else)."""
         box = await self.wait_for(
             f"""(() => {{
                 const el = document.querySelector({json.dumps(selector)});
                 if (!el || el.disabled) return null;
                 el.scrollIntoView({{block: "center"}});
                 const r = el.getBoundingClientRect();
-                return r.width ? {{x: r.x + r.width / 2, y: r.y + r.height / 2}} : null;
+                if (!r.width) return null;
+                const x = r.x + r.width / 2, y = r.y + r.height / 2;
+                const hit = document.elementFromPoint(x, y);
+                const key = `${{x}},${{y}}`;
+                const still = window.__clickAt === key;
+                window.__clickAt = key;
+                return hit && el.contains(hit) && still ? {{x, y}} : null;
             }})()"""
         )
         for kind in ("mousePressed", "mouseReleased"):
