@@ -1,5 +1,5 @@
-"""A sleep that records the delays asked of it and returns at once, so a backoff's
-schedule is checked without waiting for it."""
+"""Time for tests: a sleep that records the delays asked of it and returns at once, so a
+backoff's schedule is checked without waiting for it; a clock the test moves by hand."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ class RecordingSleep:
                 self._changed.clear()
                 await self._changed.wait()
         return self.delays[:count]
+
+
+class ManualClock:
+    """A monotonic clock that reads ``now``, which the test sets."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -12,16 +12,9 @@ import numpy as np
 
 from appliance.media.remote import MAX_PREBUFFER_BLOCKS, PERIOD, TRIM_WINDOW, JitterBuffer
 from hal.audio.base import FRAME_SAMPLES, Pcm
+from tests.clock import ManualClock
 
 BLOCK = FRAME_SAMPLES
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def numbered(position: int) -> Pcm:
@@ -38,7 +31,7 @@ def simulate(
 ) -> tuple[JitterBuffer, list[Pcm | None], list[int]]:
     """Blocks arrive at (time, stream position); the mixer takes one every PERIOD from
     ``phase`` on. Returns the buffer, what each take gave and what stayed queued after it."""
-    clock = Clock()
+    clock = ManualClock()
     buffer = JitterBuffer(clock)
     pending = deque(arrivals)
     played: list[Pcm | None] = []
@@ -124,7 +117,7 @@ def test_a_pause_in_the_stream_is_not_jitter() -> None:
 
 
 def test_without_a_clock_of_its_own_a_block_plays_at_once() -> None:
-    buffer = JitterBuffer(Clock())
+    buffer = JitterBuffer(ManualClock())
     buffer.put(numbered(0))
     assert buffer.take(BLOCK) is not None
     assert buffer.take(BLOCK) is None  # nothing more: an underrun, reported
@@ -136,7 +129,7 @@ def test_big_chunks_into_a_full_buffer_still_start_it() -> None:
     # buffer waiting for the most jitter it allows (8 blocks) must start once it is full:
     # dropping whole chunks to stay within its bound left it short of that for good, and the
     # far kit silent (the virtual kit's mute test, once).
-    clock = Clock()
+    clock = ManualClock()
     buffer = JitterBuffer(clock)
     for k in range(10):  # half a second of jitter measured
         clock.now = k * PERIOD + (0.5 if k % 2 else 0.0)

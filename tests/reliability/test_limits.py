@@ -14,6 +14,7 @@ import pytest
 
 from appliance.config import ServerLimits
 from appliance.server.limits import STRIKES, RateLimit, TokenBucket
+from tests.clock import ManualClock
 from tests.reliability.clients import (
     numbered_signal,
     pair_in_session,
@@ -23,16 +24,8 @@ from tests.reliability.clients import (
 from tests.server.conftest import ServerFactory
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_token_bucket_allows_the_burst_then_the_rate() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     bucket = TokenBucket(10, 5, clock)
     assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
     clock.now += 0.25  # 2.5 tokens back
@@ -44,7 +37,7 @@ def test_token_bucket_allows_the_burst_then_the_rate() -> None:
 
 
 def test_a_flood_runs_out_of_strikes_but_a_burst_does_not() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     limits = ServerLimits(messages_per_second=10, message_burst=20)
     bursty = RateLimit(limits, clock)
     assert sum(bursty.admit() for _ in range(40)) == 20  # twice the burst at once

@@ -22,6 +22,7 @@ from appliance.media.receive import (
     opus_frame_ms,
 )
 from hal.audio.pcm import tone
+from tests.clock import ManualClock
 
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
 
@@ -141,16 +142,8 @@ def test_without_markers_a_video_frame_goes_out_when_the_next_begins() -> None:
     assert frame is not None and frame.data == bytes([0, 1])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_video_packet_that_never_comes_is_given_up_and_a_key_frame_asked_for() -> None:
-    clock = Clock()
+    clock = ManualClock()
     buffer = VideoPacketBuffer(clock=clock)
     assert buffer.add(video_packet(0, 3000, True))[1] is not None
     # 1 and 2 (the first packets of the frame at 6000) are lost; NACK brings nothing back.
@@ -168,7 +161,7 @@ def test_a_video_packet_that_never_comes_is_given_up_and_a_key_frame_asked_for()
 
 
 def test_a_video_packet_that_comes_late_but_in_time_is_waited_for() -> None:
-    clock = Clock()
+    clock = ManualClock()
     buffer = VideoPacketBuffer(clock=clock)
     assert buffer.add(video_packet(0, 3000, True))[1] is not None
     assert buffer.add(video_packet(2, 6000, True)) == (False, None)
