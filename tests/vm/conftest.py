@@ -78,7 +78,7 @@ def pytest_runtest_makereport(
             "| grep -E 'hal.audio|appliance.audio|appliance.media.(remote|routes)|alsa' | tail -40"
         )
         report.sections.append(("virtual kit: audio log", audio_log))
-        # Our own tracebacks (an error caught and logged, a task that died), not aiortc's.
+        # Every traceback the kit logged: an error caught and logged, a task that died.
         tracebacks = guest(
             "journalctl -b -u callbox.service --no-pager -o cat "
             "| grep -B1 -A25 '^Traceback' | grep -v '^--$' | tail -120"
