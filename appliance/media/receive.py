@@ -195,12 +195,11 @@ class VideoPacketBuffer(JitterBuffer):
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli, frame = super().add(packet)
         origin = self._origin
-        stored = self._packets[packet.sequence_number % self.capacity] is packet
         if frame is not None or origin is None or self._packets[origin % self.capacity] is not None:
             self._gap_since = None  # no gap (a frame went out, or one is coming in)
             return pli, frame
-        if not stored:
-            return pli, frame
+        if self._packets[packet.sequence_number % self.capacity] is not packet:
+            return pli, frame  # not kept (too old, or a duplicate): no news of the gap
         now = self._clock()
         if self._gap_since is None:
             self._gap_since = now
