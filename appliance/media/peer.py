@@ -42,6 +42,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from appliance.media.consent import keep_consent_patiently
 from appliance.media.counters import MediaCounters
 from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
@@ -367,6 +368,7 @@ class Peer:
         assert pc is not None
         self._prepare_video_for(pc, description.sdp)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=description.sdp, type="offer"))
+        keep_consent_patiently(pc)
         self._remote_ufrag = _ice_ufrag(description.sdp)
         for transceiver in pc.getTransceivers():
             if transceiver.sender.track is not None or transceiver.stopped:
@@ -405,6 +407,7 @@ class Peer:
             )
             return
         await pc.setRemoteDescription(RTCSessionDescription(sdp=description.sdp, type="answer"))
+        keep_consent_patiently(pc)
         self._awaiting_answer = False
         self._remote_ufrag = _ice_ufrag(description.sdp)
 

@@ -25,6 +25,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from appliance.media.consent import keep_consent_patiently
 from appliance.media.janus.api import JanusError, JanusHandle, jsep_of
 from appliance.media.local import LocalMedia, Warn
 
@@ -140,6 +141,7 @@ class Publisher:
         if answer is None or answer.get("type") != "answer":
             raise JanusError(0, f"Janus sent no answer to {request}: {reply.data!r:.200}")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        keep_consent_patiently(pc)
 
     def _state_changed(self) -> None:
         if self.pc is None:

@@ -32,6 +32,7 @@ from aiortc import (
 )
 
 from appliance.media.backend import OnTrack
+from appliance.media.consent import keep_consent_patiently
 from appliance.media.janus.api import (
     JanusError,
     JanusHandle,
@@ -191,6 +192,7 @@ class Subscription:
             self.pc.on("connectionstatechange", self._state_changed)
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        keep_consent_patiently(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         await self.handle.message({"request": "start"}, jsep_of(pc.localDescription))
 
