@@ -26,6 +26,7 @@ from aiortc import (
 )
 
 from appliance.media.consent import keep_consent_patiently
+from appliance.media.datagrams import read_all_waiting
 from appliance.media.janus.api import JanusError, JanusHandle, jsep_of
 from appliance.media.local import LocalMedia, Warn
 
@@ -130,6 +131,7 @@ class Publisher:
         pc = self.pc
         assert pc is not None
         await pc.setLocalDescription(await pc.createOffer())
+        read_all_waiting(pc)  # its sockets are gathered now
         body: dict[str, Any] = {"request": request, "audiocodec": "opus"}
         if any(t.kind == "video" for t in pc.getTransceivers()):
             if self._video_codec:

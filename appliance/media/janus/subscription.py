@@ -33,6 +33,7 @@ from aiortc import (
 
 from appliance.media.backend import OnTrack
 from appliance.media.consent import keep_consent_patiently
+from appliance.media.datagrams import read_all_waiting
 from appliance.media.janus.api import (
     JanusError,
     JanusHandle,
@@ -194,6 +195,8 @@ class Subscription:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         keep_consent_patiently(pc)
         await pc.setLocalDescription(await pc.createAnswer())
+        # Its sockets are gathered now. All of a feed's media comes in on one of them.
+        read_all_waiting(pc)
         await self.handle.message({"request": "start"}, jsep_of(pc.localDescription))
 
     def _state_changed(self) -> None:
