@@ -44,6 +44,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from appliance.media.consent import keep_consent_patiently
 from appliance.media.counters import MediaCounters
+from appliance.media.datagrams import read_all_waiting
 from appliance.media.h264_levels import KIT_LEVEL, declare_level
 from appliance.media.local import LocalMedia
 from appliance.media.outgoing import follow_sender
@@ -339,6 +340,7 @@ class Peer:
 
     async def _offer(self, pc: RTCPeerConnection) -> None:
         await pc.setLocalDescription(await pc.createOffer())
+        read_all_waiting(pc)  # its sockets are gathered now
         self._awaiting_answer = True
         await self._send_local_description(pc)
 
@@ -384,6 +386,7 @@ class Peer:
                 follow_sender(transceiver.sender, track, _remote_sdp(pc))
             transceiver.direction = "sendrecv"
         await pc.setLocalDescription(await pc.createAnswer())
+        read_all_waiting(pc)
         await self._send_local_description(pc)
 
     def _ours_wins(self, theirs: int) -> bool:
