@@ -47,7 +47,7 @@ class ReadAllWaiting:
     def __call__(self) -> None:
         transport: Any = self._transport
         for _ in range(READS_PER_WAKEUP):
-            if transport._conn_lost or transport._sock is None:
+            if transport._conn_lost or transport._sock is None or transport.is_closing():
                 return  # closed by what the protocol was handed
             protocol = transport.get_protocol()
             try:

@@ -136,27 +136,22 @@ class FailingSocket:
         return result
 
 
-class StubTransport:
-    max_size = 65536
-    _conn_lost = 0
-
-    def __init__(self, protocol: Received) -> None:
-        self._protocol = protocol
-        self._sock = FailingSocket()
-
-    def get_protocol(self) -> Received:
-        return self._protocol
-
-
-def test_a_read_error_goes_to_the_protocol_as_asyncio_does_and_the_next_read_goes_on() -> None:
+async def test_a_read_error_goes_to_the_protocol_as_asyncio_does_and_the_next_read_goes_on() -> (
+    None
+):
     protocol = Received()
-    transport: Any = StubTransport(protocol)
-    read = ReadAllWaiting(transport)
-    read()
-    assert [type(e) for e in protocol.errors] == [ConnectionRefusedError]
-    assert protocol.datagrams == []
-    read()
-    assert protocol.datagrams == [b"after"]
+    async with endpoint(protocol) as (transport, _):
+        real: Any = transport
+        sock, real._sock = real._sock, FailingSocket()  # asyncio's transport, a failing socket
+        try:
+            read = ReadAllWaiting(transport)
+            read()
+            assert [type(e) for e in protocol.errors] == [ConnectionRefusedError]
+            assert protocol.datagrams == []
+            read()
+            assert protocol.datagrams == [b"after"]
+        finally:
+            real._sock = sock
 
 
 async def test_every_ice_socket_of_a_connection_reads_all_waiting_once_gathered() -> None:
