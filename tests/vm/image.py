@@ -17,14 +17,18 @@ developers' machines run the tests.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import dbusmock
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "recipe"
@@ -108,6 +112,17 @@ def _source_tree(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
+def dbusmock_tarball() -> bytes:
+    """python-dbusmock as this machine has it (the guest's mock BlueZ; Debian 12's is older)."""
+    package = Path(dbusmock.__file__).parent
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(
+            package, arcname="dbusmock", filter=lambda t: None if "__pycache__" in t.name else t
+        )
+    return buffer.getvalue()
+
+
 def packages() -> str:
     words: list[str] = []
     for line in (RECIPE / "packages").read_text().splitlines():
@@ -135,6 +150,7 @@ def build_base(key: str) -> Path:
         _source_tree(stage / "src")
         shutil.copytree(RECIPE, stage / "vm")
         shutil.copy2(KMSXX, stage / "vm" / "kmsxx.tar.gz")
+        (stage / "vm" / "dbusmock.tar.gz").write_bytes(dbusmock_tarball())
         rootfs = work / "rootfs"
         _run(
             [
@@ -220,7 +236,7 @@ def ensure() -> Image:
     for tool in ("mmdebstrap", "mkfs.ext4", "unshare", "qemu-system-x86_64", "qemu-img"):
         if shutil.which(tool) is None:
             raise BuildError(f"{tool} is missing: `make setup-test` installs the lane's packages")
-    base_key = digest(BASE_INPUTS)
+    base_key = digest(BASE_INPUTS, extra=f"dbusmock {dbusmock.__version__}")
     base = build_base(base_key)
     kit_key = digest([REPO / name for name in SOURCE], extra=base_key)
     disk = build_kit(base, kit_key)

@@ -2,7 +2,7 @@
 # Runs inside the virtual kit's root file system (chroot, at the host's native speed):
 # what Raspberry Pi OS provides and Debian does not, then the kit installed the way a Pi
 # is, with images/install.sh. Arguments: none; /tmp/vm holds this directory, /tmp/vm/kmsxx.tar.gz
-# kms++'s source and /opt/callbox/src the callbox source.
+# kms++'s source, /tmp/vm/dbusmock.tar.gz python-dbusmock and /opt/callbox/src the callbox source.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 say() { echo "vm recipe: $*"; }
@@ -58,7 +58,14 @@ say "images/install.sh, as on a Pi"
 
 say "the virtual devices' settings"
 cp -a /tmp/vm/rootfs/. /
-systemctl enable systemd-networkd.service callbox-vm-devices.service callbox-vm-jack.service >/dev/null
+systemctl enable systemd-networkd.service callbox-vm-devices.service callbox-vm-jack.service \
+	vm-bluez.service >/dev/null
+systemctl mask bluetooth.service >/dev/null # no radio: the mock BlueZ takes its name
+
+say "python-dbusmock (the mock BlueZ), as the build machine has it"
+mkdir -p /opt/callbox-vm/py
+tar -xzf /tmp/vm/dbusmock.tar.gz -C /opt/callbox-vm/py
+PYTHONPATH=/opt/callbox-vm/py python3 -c 'import dbusmock; print("dbusmock", dbusmock.__version__)'
 echo callbox-vm >/etc/hostname
 passwd -d root >/dev/null
 apt-get clean
