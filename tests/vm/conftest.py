@@ -16,6 +16,11 @@ from tests.vm.machine import VirtualKit, booted
 # the first test's time; never a measure of speed.
 VM_TIMEOUT_S = 2700
 
+# Per failed test, a few lines on the calls' connections, printed again at the very end of
+# the run: CI keeps only the end of a long log.
+DIGESTS = pytest.StashKey[list[str]]()
+CONNECTION_LINES = "connection to|consent to send|restarting"
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -56,7 +61,7 @@ def pytest_runtest_makereport(
             return kit.run(command, check=False, timeout=120).out
 
         state = guest(
-            "systemctl show -P ActiveState,NRestarts,ExecMainStatus callbox.service; uptime"
+            "systemctl show -p ActiveState -p NRestarts -p ExecMainStatus callbox.service; uptime"
         )
         crash = crashing_thread(
             guest("journalctl -b -u callbox.service --no-pager -o cat | grep -A40 'Current thread'")
@@ -85,10 +90,28 @@ def pytest_runtest_makereport(
         )
         if tracebacks:
             report.sections.append(("virtual kit: tracebacks", tracebacks))
+        digest = [f"{item.nodeid}: callbox {' '.join(state.split())}"]
+        for unit in ("callbox.service", "callbox-far.service"):
+            lines = guest(
+                f"journalctl -b -u {unit} --no-pager -o cat | grep -E '{CONNECTION_LINES}'"
+            ).splitlines()
+            restarts = sum("restarting" in line for line in lines)
+            lapses = sum("consent to send lapsed" in line for line in lines)
+            digest.append(f"  {unit}: {restarts} connection restarts, {lapses} consent lapses")
+            digest += [f"    {line[-150:]}" for line in lines[-4:]]
+        item.config.stash.setdefault(DIGESTS, []).extend(digest)
         report.sections.append(("virtual kit: callbox.service", state + kit.journal(lines=150)))
         report.sections.append(("virtual kit: far kit", kit.journal("callbox-far", lines=60)))
     except Exception as error:  # the report must not hide the failure
         report.sections.append(("virtual kit", f"could not read the guest: {error}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    digests = config.stash.get(DIGESTS, [])
+    if digests:
+        terminalreporter.section("virtual kit: the calls' connections at each failure")
+        for line in digests:
+            terminalreporter.write_line(line)
 
 
 def crashing_thread(journal: str) -> str:
