@@ -11,7 +11,8 @@ so silence means the path is gone) or whose ICE or DTLS fails is replaced: a fre
 negotiated through the session server. That is our ICE restart (aiortc cannot restart ICE
 on a live connection). Either side may start one, and does again after ``ATTEMPT_TIMEOUT``
 seconds until media flows (twice as long after each that never carried any, up to four
-times), but only while its signaling works. Each new connection's
+times; counted from when the connection is negotiated, and an offer waits up to
+``ANSWER_TIMEOUT`` for its answer), but only while its signaling works. Each new connection's
 descriptions carry a higher ``generation``, so an answer to a superseded offer is dropped,
 and when both sides offer at once the higher generation wins, then the lower uid.
 The side that receives a new connection's offer replaces its own at once.
@@ -61,6 +62,11 @@ ATTEMPT_TIMEOUT = 6.0  # seconds a new connection has to start carrying media
 # attempt before it is up, for good (the emulator did, one start in a few).
 ATTEMPT_DOUBLINGS = 2
 ATTEMPT_JITTER = 0.2  # +-20 %, so two sides retrying do not keep colliding
+# An offer waits this long for its answer before the attempt counts as failed; the attempt's
+# own time starts once the answer is in (or, answering, sent). Signaling is reliable (a
+# reconnection renews every interrupted connection), and a busy far kit can take long to
+# answer: the emulator took 17 s, and a 6 s attempt restarted before the answer came.
+ANSWER_TIMEOUT = 20.0
 
 SendSignal = Callable[[Description | None, Candidate | None], Awaitable[None]]
 
@@ -343,6 +349,15 @@ class Peer:
         read_all_waiting(pc)  # its sockets are gathered now
         self._awaiting_answer = True
         await self._send_local_description(pc)
+        self._deadline = max(self._deadline, self._now() + ANSWER_TIMEOUT)
+
+    def _attempt_starts(self) -> None:
+        """The connection is negotiated: it has its attempt's time from now to carry media."""
+        self._deadline = self._now() + attempt_timeout(self._unanswered)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     async def _on_description(self, description: Description) -> None:
         if description.type == "answer":
@@ -388,6 +403,7 @@ class Peer:
         await pc.setLocalDescription(await pc.createAnswer())
         read_all_waiting(pc)
         await self._send_local_description(pc)
+        self._attempt_starts()
 
     def _ours_wins(self, theirs: int) -> bool:
         """Both sides offered: the higher generation goes on, then the lower uid's."""
@@ -412,6 +428,7 @@ class Peer:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=description.sdp, type="answer"))
         keep_consent_patiently(pc)
         self._awaiting_answer = False
+        self._attempt_starts()
         self._remote_ufrag = _ice_ufrag(description.sdp)
 
     def _prepare_video_for(self, pc: RTCPeerConnection, offer: str) -> None:
