@@ -74,7 +74,7 @@ def call(vm: VirtualKit) -> Iterator[str]:
         600,
     )
     vm.api_json("PUT", "/api/v1/session", {"session_id": SESSION})
-    farkit.api(vm, token, "PUT", "/api/v1/session", {"session_id": SESSION})
+    far_joins(vm, token)
     try:
         wait_until("two in the call", lambda: len(session(vm)["participants"]) == 2, 300)
         # Media both ways before any test reads it (a call that never connects fails every
@@ -89,6 +89,21 @@ def call(vm: VirtualKit) -> Iterator[str]:
     finally:
         end(vm)
         vm.run(f"systemctl stop {farkit.UNIT}", check=False)
+
+
+def far_joins(vm: VirtualKit, token: str, tries: int = 3) -> None:
+    """The far kit joins our session. Under make test's load the emulated CPU has held a
+    kit's event loop for over 7.5 s as a call started, past a WebSocket ping's wait: the far
+    kit lost the session server while joining and its PUT was refused (409, the call
+    ended). It reconnects by itself; a person would press join again, and so do we."""
+    for attempt in range(1, tries + 1):
+        try:
+            farkit.api(vm, token, "PUT", "/api/v1/session", {"session_id": SESSION})
+            return
+        except VmError as error:
+            if "409" not in str(error) or attempt == tries:
+                raise
+        time.sleep(15)  # its reconnection's first backoff and more
 
 
 def far_level(vm: VirtualKit, token: str) -> float:
