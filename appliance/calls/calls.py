@@ -21,6 +21,7 @@ from appliance.calls.events import Call, CallType, CallUser, EventHub
 from appliance.calls.session import CallSession, MediaOptions, SessionState
 from appliance.calls.settings import AudioMode, CallSettings, CallToken, DisplayMode, View
 from appliance.calls.snapshot import CallSnapshot, describe, snapshot_of
+from appliance.calls.streams import load_media_stack
 from appliance.events import (
     AudioModeChanged,
     CallBusy,
@@ -284,6 +285,7 @@ class Calls:
                 raise CallsError("session-active", "a call session is already active")
             await self._take_devices()
             await self.login()
+            await load_media_stack()  # before CallSession builds its media from it
             session = CallSession(
                 call_token,
                 settings,

@@ -92,10 +92,10 @@ def call(vm: VirtualKit) -> Iterator[str]:
 
 
 def far_joins(vm: VirtualKit, token: str, tries: int = 3) -> None:
-    """The far kit joins our session. Under make test's load the emulated CPU has held a
-    kit's event loop for over 7.5 s as a call started, past a WebSocket ping's wait: the far
-    kit lost the session server while joining and its PUT was refused (409, the call
-    ended). It reconnects by itself; a person would press join again, and so do we."""
+    """The far kit joins our session. Under make test's load a kit once lost the session
+    server while joining (its loop held past a WebSocket ping's wait by the media stack's
+    import, since moved off the loop) and its PUT was refused (409). It reconnects by
+    itself; a person would press join again, and so do we, saying so in the output."""
     for attempt in range(1, tries + 1):
         try:
             farkit.api(vm, token, "PUT", "/api/v1/session", {"session_id": SESSION})
@@ -103,6 +103,7 @@ def far_joins(vm: VirtualKit, token: str, tries: int = 3) -> None:
         except VmError as error:
             if "409" not in str(error) or attempt == tries:
                 raise
+            print(f"the far kit's join was refused ({error}); joining again")
         time.sleep(15)  # its reconnection's first backoff and more
 
 
