@@ -25,12 +25,14 @@ from appliance.display.address import api_address
 from appliance.errors import DaemonError
 from appliance.kit import KitController
 from appliance.lan import LanPresence, looks_for_server
+from appliance.memory import IdleTrim
 from appliance.metrics import THERMAL_DIR, KitMetrics
 from appliance.rest_layer import ASOUND_CONF
 from appliance.selftest import Report, SelfTest, SelfTestBusy, Status
 from appliance.server import SessionServer, UserExists
 from appliance.storage import atomic_write_text, discard_interrupted_writes
 from appliance.systemd import NotifyError, Supervisor
+from appliance.tasks import TaskSet
 from appliance.tls import (
     ClientTrust,
     ServerTls,
@@ -82,6 +84,7 @@ class Daemon:
         self.api: ApiServer | None = None
         self.compositor: Compositor | None = None
         self.selftest: SelfTest | None = None
+        self.idle_trim: IdleTrim | None = None
         self.lan: LanPresence | None = None  # mDNS, when [discovery] enabled
         self.server_note: str | None = None  # on the idle screen: which server it joined
         self.server_url: str | None = None
@@ -176,6 +179,10 @@ class Daemon:
         self.kit.start()
         self._components.push_async_callback(self.kit.close)
         calls = self.calls
+        self.idle_trim = IdleTrim(calls)
+        trimming = TaskSet(log)
+        self.supervisor.watch(trimming.spawn(self.idle_trim.follow(), "trim when idle"))
+        self._components.push_async_callback(trimming.close)
         self.selftest = SelfTest(
             self.hardware,
             camera_format=VideoFormat(camera.width, camera.height, camera.fps),
@@ -245,6 +252,8 @@ class Daemon:
             log.info("self-test at start skipped: %s", err.message)
         except Exception:  # a bug in a check must not take the kit down
             log.exception("self-test at start failed")
+        if self.idle_trim is not None:
+            await self.idle_trim.now()  # start-up's and the self-test's buffers are freed
 
     def _selftest_done(self, report: Report) -> None:
         """The report on the screen, or as a blink code on the LEDs when there is none."""
