@@ -253,7 +253,7 @@ class Daemon:
         except Exception:  # a bug in a check must not take the kit down
             log.exception("self-test at start failed")
         if self.idle_trim is not None:
-            await self.idle_trim.now()  # start-up's and the self-test's buffers are freed
+            await self.idle_trim.settled()  # start-up's and the self-test's buffers are freed
 
     def _selftest_done(self, report: Report) -> None:
         """The report on the screen, or as a blink code on the LEDs when there is none."""

@@ -19,7 +19,7 @@ from appliance.events import SessionStateChanged
 
 log = logging.getLogger(__name__)
 
-SETTLE = 5.0  # seconds after a call ends: its threads and buffers are gone by then
+SETTLE = 5.0  # seconds: the threads and buffers of what just closed are gone by then
 
 
 def trim_heap() -> bool:
@@ -38,8 +38,8 @@ def trim_heap() -> bool:
 
 
 class IdleTrim:
-    """Trims the heap when asked (the boot self-test is done) and each time a call has
-    ended and the kit has stayed idle for ``settle`` seconds."""
+    """Trims the heap once the kit has stayed idle for ``settle`` seconds: after the boot
+    self-test (``settled``) and after each call (``follow``)."""
 
     def __init__(
         self,
@@ -54,8 +54,10 @@ class IdleTrim:
         self._trim = trim
         self._sleep = sleep
 
-    async def now(self) -> None:
-        """Trims at once, off the event loop, if the kit is idle."""
+    async def settled(self) -> None:
+        """Trims, off the event loop, once ``settle`` seconds have passed, if the kit is
+        idle then (what a call or the self-test closed is released in the background)."""
+        await self._sleep(self._settle)
         if self._calls.state == SessionState.IDLE:
             await asyncio.to_thread(self._trim)
 
@@ -65,5 +67,4 @@ class IdleTrim:
             while True:
                 event = (await events.get()).event
                 if isinstance(event, SessionStateChanged) and event.state == SessionState.IDLE:
-                    await self._sleep(self._settle)
-                    await self.now()
+                    await self.settled()

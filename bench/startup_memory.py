@@ -189,7 +189,8 @@ async def import_rss_mib(modules: str) -> tuple[float, float]:
 
 
 async def run(quick: bool) -> Result:
-    runs, settle, in_call = (1, 1.0, 2.0) if quick else (3, 5.0, 10.0)
+    # Idle 10 s: a kit trims its heap 5 s after its boot self-test (appliance.memory).
+    runs, settle, in_call = (1, 1.0, 2.0) if quick else (3, 10.0, 10.0)
     with tempfile.TemporaryDirectory() as tmp:
         ready, idle = await ready_and_idle(Path(tmp), runs, settle)
         call = await three_kit_call(Path(tmp) / "call", in_call)
@@ -235,7 +236,8 @@ async def run(quick: bool) -> Result:
         notes=[
             "`python -m bench startup_memory`",
             f"{runs} cold starts of a kit hosting its session server, each idle for {settle:g} s "
-            f"before its RSS is read; the call's RSS after {in_call:g} s of 3-way video at the "
+            "before its RSS is read (its heap trimmed 5 s after its boot self-test, "
+            "`appliance/memory.py`); the call's RSS after {in_call:g} s of 3-way video at the "
             f"default camera and screen sizes; {os.cpu_count()} cores shared by all three kits",
             "imports, each alone in a fresh interpreter (MiB added): "
             + ", ".join(f"{m} {after - before:.0f}" for m, (before, after) in imports.items())
