@@ -237,7 +237,7 @@ async def run(quick: bool) -> Result:
             "`python -m bench startup_memory`",
             f"{runs} cold starts of a kit hosting its session server, each idle for {settle:g} s "
             "before its RSS is read (its heap trimmed 5 s after its boot self-test, "
-            "`appliance/memory.py`); the call's RSS after {in_call:g} s of 3-way video at the "
+            f"`appliance/memory.py`); the call's RSS after {in_call:g} s of 3-way video at the "
             f"default camera and screen sizes; {os.cpu_count()} cores shared by all three kits",
             "imports, each alone in a fresh interpreter (MiB added): "
             + ", ".join(f"{m} {after - before:.0f}" for m, (before, after) in imports.items())
