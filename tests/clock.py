@@ -7,13 +7,19 @@ import asyncio
 
 
 class RecordingSleep:
-    def __init__(self) -> None:
+    """``gated``: each sleep, once recorded, waits until the test sets ``gate``."""
+
+    def __init__(self, *, gated: bool = False) -> None:
         self.delays: list[float] = []
         self._changed = asyncio.Event()
+        self.gate = asyncio.Event()
+        if not gated:
+            self.gate.set()
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
         self._changed.set()
+        await self.gate.wait()
         await asyncio.sleep(0)  # let the code under test and the test take turns
 
     async def until(self, count: int, timeout: float = 10.0) -> list[float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance.calls import SessionState
 from appliance.memory import SETTLE, IdleTrim
+from tests.clock import RecordingSleep
 from tests.kits import KitFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,23 +49,13 @@ def test_trim_heap_gives_freed_heap_back_to_the_system() -> None:
     assert handed_back > held * 0.9
 
 
-class GatedSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.gate = asyncio.Event()
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await self.gate.wait()
-
-
 async def test_the_heap_is_trimmed_once_a_call_has_ended_and_the_kit_stayed_idle(
     kits: KitFactory,
 ) -> None:
     a = await kits("room-a")
     b = await kits("room-b")
     trims: list[SessionState] = []
-    sleep = GatedSleep()
+    sleep = RecordingSleep(gated=True)
 
     def trim() -> bool:
         trims.append(a.calls.state)
@@ -77,10 +68,7 @@ async def test_the_heap_is_trimmed_once_a_call_has_ended_and_the_kit_stayed_idle
         await b.join("first")
         await a.wait_for_video_from("room-b")
         await a.calls.end_session()
-        async with asyncio.timeout(10):
-            while not sleep.delays:
-                await asyncio.sleep(0.01)
-        assert sleep.delays == [SETTLE]
+        assert await sleep.until(1) == [SETTLE]
         await a.join("second")  # a call again before the kit settled: no trim in it
         sleep.gate.set()
         await asyncio.sleep(0.1)
