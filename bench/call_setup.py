@@ -1,7 +1,8 @@
 """Call set-up, both kits cold: from the first start_session to the first remote video
 frame decoded, two kits through the built-in session server on loopback, against two bare
 aiortc peers exchanging SDP directly. Both clocks start with every camera closed. Both sides
-send the same fake-camera frames; runs alternate so both see the same machine load. The
+send the same fake-camera frames and, both ways beside them, fake-microphone audio (a call
+has both); runs alternate so both see the same machine load. The
 ringing flow (place a call, answered at once) is timed to the caller's first frame too."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 
 from appliance.calls import CallSettingsBuilder
 from bench.common import Result, Target, median, percentile
+from bench.mouth_to_ear import MicrophoneTrack
+from hal.audio.fake import FakeMicrophone
 from hal.camera.base import CameraInfo, VideoFormat
 from hal.camera.fake import FakeCamera
 from tests.kits import KitFactory, running_server
@@ -65,17 +68,24 @@ async def bare_aiortc_once() -> dict[str, float]:
 
     readers: list[asyncio.Task[None]] = []
 
-    def on_track(track: MediaStreamTrack) -> None:
+    def on_track(track: MediaStreamTrack, first_frame: bool) -> None:
         async def read() -> None:
             await track.recv()
-            if not first.done():
+            if first_frame and not first.done():
                 first.set_result(time.perf_counter())
+            while True:  # played or shown as it comes, as a kit's speaker and screen do
+                await track.recv()
 
         readers.append(asyncio.create_task(read()))
 
-    b.on("track", on_track)
+    b.on("track", lambda track: on_track(track, track.kind == "video"))
+    a.on("track", lambda track: on_track(track, False))
     a_track, b_track = CameraTrack(fake_camera("a")), CameraTrack(fake_camera("b"))
+    microphones = [FakeMicrophone(400.0), FakeMicrophone(510.0)]
     start = time.perf_counter()
+    # A call: audio both ways beside the video, as callbox's kits send and play it.
+    a.addTrack(MicrophoneTrack(microphones[0]))
+    b.addTrack(MicrophoneTrack(microphones[1]))
     a.addTrack(a_track)
     b.addTrack(b_track)
     await a.setLocalDescription(await a.createOffer())
@@ -91,6 +101,8 @@ async def bare_aiortc_once() -> dict[str, float]:
         reader.cancel()
     await a.close()
     await b.close()
+    for microphone in microphones:
+        await microphone.close()
     return {
         "negotiated": negotiated - start,
         "connected": connected - start,
@@ -254,8 +266,8 @@ async def run(quick: bool) -> Result:
         rows=[
             [
                 "first remote frame (callbox: both kits' start_session, cameras opened "
-                "inside, server, loopback; aiortc: both peers made, cameras opened, SDP "
-                "exchanged in-process)",
+                "inside, server, loopback; aiortc: both peers made, cameras and microphones "
+                "opened, SDP exchanged in-process)",
                 ours_ms,
                 bare_ms,
                 percentile([r["first frame"] for r in ours], 90) * 1000,

@@ -37,3 +37,5 @@ async def test_call_setup_writes_the_fair_and_the_ringing_rows() -> None:
     assert any(label.startswith("stage: ") for label in labels)
     assert any("ringing flow" in label for label in labels)
     assert {"ratio", "ring_to_first_frame_ms"} <= set(result.figures)
+    assert any("cameras opening" in label for label in labels)
+    assert "microphones" in result.markdown()  # the baseline is a call: audio beside video
