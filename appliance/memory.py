@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,11 +24,10 @@ SETTLE = 5.0  # seconds: the threads and buffers of what just closed are gone by
 def trim_heap() -> bool:
     """Hands the C heap's free pages back to the system. False where the C library has
     no ``malloc_trim`` (not glibc): nothing to do there. Blocks: run it in a thread."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        # The process's own symbols: no ldconfig to run (find_library would), which a
+        # sandboxed service may not be allowed to.
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return False
     trim.argtypes = [ctypes.c_size_t]
