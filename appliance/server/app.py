@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from appliance.server.metrics import ServerMetrics
 from appliance.server.ringing import Ringing
 from appliance.server.rooms import Rooms
 from appliance.server.store import Store, User
-from appliance.server.tokens import CallTokens, new_secret
+from appliance.server.tokens import CallTokens, new_auth_token, new_secret
 from appliance.server.websocket import SignalingEndpoint
 from appliance.signaling.messages import Error
 from appliance.storage import atomic_write_text
@@ -196,7 +195,7 @@ class SessionServer:
             user = NewUser(uid=uid, name=name, avatar=avatar, session_id=session_id, ttl=ttl)
         except ValidationError as err:
             raise ServerError("bad-request", describe(err), status=422) from None
-        token = secrets.token_urlsafe(32)
+        token = new_auth_token()
         expires_at = None
         if user.session_id is not None:
             expires_at = time.time() + (user.ttl or GUEST_TTL)
@@ -222,7 +221,7 @@ class SessionServer:
     async def rotate_auth_token(self, uid: str) -> str:
         """A new auth token for ``uid``; the old one stops working, and connections that
         signed in with it are closed."""
-        token = secrets.token_urlsafe(32)
+        token = new_auth_token()
         if not await self.store.set_auth_token(uid, token):
             raise UnknownUser(uid)
         self._disconnect(uid, "token-reset", "this user's auth token was replaced")
@@ -281,7 +280,7 @@ class SessionServer:
     async def _generated_admin_key(self) -> str:
         """Generated once and kept in the database; also written to ``admin.key`` beside it
         (mode 0600) so ``callbox users add`` on this machine can use it."""
-        key = await self.store.meta("admin_key", lambda: secrets.token_urlsafe(32))
+        key = await self.store.meta("admin_key", new_auth_token)
         if (database := self.store.path) is not None:
             await asyncio.to_thread(_write_admin_key, database.parent / ADMIN_KEY_FILE, key)
         return key

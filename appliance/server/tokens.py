@@ -37,6 +37,16 @@ def new_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
+def new_auth_token() -> str:
+    """A user's auth token (or the admin key): 32 random bytes, URL-safe. Never starting
+    with "-", so it can follow an option on a command line (argparse took one that did
+    for an option of its own)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 class CallTokens:
     def __init__(self, ttl: float, secret: str | None = None) -> None:
         self._ttl = ttl

@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
-from appliance.server import SessionServer
+from appliance.server import SessionServer, tokens
 from appliance.signaling.client import SignalingError
 from appliance.signaling.messages import Join, Joined, Leave
 from tests.server.conftest import Kit, KitFactory, ServerFactory
@@ -129,3 +129,16 @@ async def test_replay_protection_survives_a_restart(
         assert (await refusal(again, "s", alice_token)).code == "token-replayed"
     finally:
         await again.close()
+
+
+def test_an_auth_token_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command line takes it as an option otherwise (``--kit UID TOKEN`` did)."""
+    drawn = iter(["-Ab3dEf", "_xY9-zz"])
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda size: next(drawn))
+    assert tokens.new_auth_token() == "_xY9-zz"
+
+
+def test_an_auth_token_is_32_random_bytes() -> None:
+    drawn = {tokens.new_auth_token() for _ in range(200)}
+    assert len(drawn) == 200
+    assert all(len(token) == 43 and not token.startswith("-") for token in drawn)
