@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from appliance.calls import SessionState
-from appliance.memory import SETTLE, IdleTrim
+from appliance.memory import SETTLE, IdleTrim, resident_mib
 from tests.clock import RecordingSleep
 from tests.kits import KitFactory
 
@@ -81,3 +85,28 @@ async def test_the_heap_is_trimmed_once_a_call_has_ended_and_the_kit_stayed_idle
         assert trims == [SessionState.IDLE]
     finally:
         following.cancel()
+
+
+def test_resident_mib_reads_this_processs_resident_memory() -> None:
+    held = bytearray(64 * 2**20)  # 64 MiB, every page written
+    held[::4096] = b"x" * len(held[::4096])
+    status = Path("/proc/self/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
+    resident = resident_mib()
+    assert resident is not None
+    assert resident > 64
+    assert abs(resident - rss) < 4
+
+
+async def test_a_trim_that_gave_memory_back_is_logged_with_the_resident_memory(
+    kits: KitFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await kits("room-a")
+    results = [False, True]  # the C heap had nothing to give back, then it had
+    trimmer = IdleTrim(a.calls, trim=lambda: results.pop(0), sleep=RecordingSleep())
+    with caplog.at_level(logging.INFO, logger="appliance.memory"):
+        await trimmer.settled()
+        assert [r for r in caplog.records if r.name == "appliance.memory"] == []
+        await trimmer.settled()
+    [message] = [r.getMessage() for r in caplog.records if r.name == "appliance.memory"]
+    assert re.fullmatch(r"idle: heap trimmed, resident memory \d+ -> \d+ MiB", message)
