@@ -82,7 +82,7 @@ class IdleTrim:
         elif before is None or after is None:
             log.info("idle: heap trimmed")
         else:
-            # In the journal: shows the trim works under the service's sandbox, and what for.
+            # In the journal: the trim ran under the service's sandbox, and what it gave back.
             log.info("idle: heap trimmed, resident memory %.0f -> %.0f MiB", before, after)
 
     async def follow(self) -> None:
